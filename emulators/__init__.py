@@ -1,0 +1,1 @@
+"""Local gRPC emulators for Google Cloud services that lack a usable official emulator."""

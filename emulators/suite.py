@@ -1,0 +1,339 @@
+"""The local emulator suite: real Firestore and Pub/Sub emulators (gcloud), the Firebase Auth emulator
+(firebase-tools), our Cloud Tasks and Secret Manager emulators, and every function served by
+functions-framework. Used by `make run` (fixed ports) and by the tests (free ports).
+
+Each child runs in its own process group, so stopping the suite also stops the Java and Node children
+the launchers spawn. An emulator whose *_EMULATOR_HOST variable is already set is reused, not started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+LOCAL_SIGNING_KEY_ENV = "CMP_LOCAL_SIGNING_KEY"
+DEFAULT_PROJECT = "demo-cmp"
+
+
+class MissingPrerequisite(RuntimeError):
+    """A tool the suite needs is not installed; the message says what to install."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def sdk_root() -> Path:
+    candidates = [os.environ.get("CLOUDSDK_ROOT"), "/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk"]
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        candidates.append(str(Path(gcloud).resolve().parent.parent))
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "platform").is_dir():
+            return Path(candidate)
+    raise MissingPrerequisite(
+        "The Google Cloud CLI is not installed: install google-cloud-cli with the components "
+        "google-cloud-cli-firestore-emulator and google-cloud-cli-pubsub-emulator "
+        "(or set CLOUDSDK_ROOT to its installation folder)."
+    )
+
+
+def _jar(pattern: str, component: str) -> Path:
+    found = sorted(sdk_root().glob(pattern))
+    if not found:
+        raise MissingPrerequisite(
+            f"The {component} is missing from {sdk_root()}: install the gcloud component "
+            f"google-cloud-cli-{component.replace(' ', '-').lower()} "
+            f"(`apt-get install google-cloud-cli-{component.replace(' ', '-').lower()}` "
+            f"or `gcloud components install {component.replace(' ', '-').lower()}`)."
+        )
+    return found[-1]
+
+
+def java() -> str:
+    path = shutil.which("java")
+    if path is None:
+        raise MissingPrerequisite(
+            "Java 11+ is needed by the Firestore and Pub/Sub emulators: install openjdk-17-jre."
+        )
+    return path
+
+
+def firebase_cli() -> Path:
+    cli = ROOT / "emulators" / "auth" / "node_modules" / ".bin" / "firebase"
+    if not cli.exists():
+        raise MissingPrerequisite(
+            "The Firebase Auth emulator is not installed: run `make setup` (it runs npm ci in emulators/auth; "
+            "needs Node.js 20+ and npm)."
+        )
+    return cli
+
+
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            raise RuntimeError(f"{what} exited with code {proc.returncode} while starting:\n{tail}")
+        with contextlib.suppress(OSError, urllib.error.URLError):
+            if check():
+                return
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    raise TimeoutError(f"{what} was not ready within {timeout:.0f} s")
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            return bool(200 <= response.status < 500)
+
+    return check
+
+
+@dataclass
+class Ports:
+    firestore: int
+    pubsub: int
+    auth: int
+    tasks: int
+    secrets: int
+    functions: int
+
+    @classmethod
+    def fixed(cls) -> Ports:
+        return cls(firestore=8080, pubsub=8085, auth=9099, tasks=8123, secrets=8124, functions=8090)
+
+    @classmethod
+    def free(cls) -> Ports:
+        return cls(*(free_port() for _ in range(6)))
+
+
+@dataclass
+class Suite:
+    ports: Ports
+    project: str = DEFAULT_PROJECT
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="cmp-suite-")))
+    signing_key: str = field(
+        default_factory=lambda: os.environ.get(LOCAL_SIGNING_KEY_ENV) or os.urandom(24).hex()
+    )
+    serve_functions: bool = True
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    # --- addresses ---------------------------------------------------------------------------------
+    @property
+    def functions_url(self) -> str:
+        return f"http://{HOST}:{self.ports.functions}"
+
+    def function_url(self, name: str) -> str:
+        return f"{self.functions_url}/{name}"
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> tuple[subprocess.Popen[bytes], Path]:
+        log = self.log_dir / f"{name}.log"
+        handle = log.open("wb")
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            argv,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd or ROOT,
+            env={**os.environ, **self.env, **(env or {})},
+            start_new_session=True,  # own process group: stop() takes the Java/Node children too
+        )
+        handle.close()
+        self.processes.append((name, proc))
+        return proc, log
+
+    def start(self) -> Suite:
+        self.env.update(
+            {
+                "CMP_PROJECT_ID": self.project,
+                "GOOGLE_CLOUD_PROJECT": self.project,
+                "CMP_ENVIRONMENT": "local",
+                "CMP_SERVICE_AUTH": "local",
+                LOCAL_SIGNING_KEY_ENV: self.signing_key,
+            }
+        )
+        try:
+            self._start_firestore()
+            self._start_pubsub()
+            self._start_python_emulator(
+                "tasks",
+                "emulators.tasks_emulator",
+                self.ports.tasks,
+                "CLOUD_TASKS_EMULATOR_HOST",
+                ["--signing-key", self.signing_key],
+            )
+            self._start_python_emulator(
+                "secrets",
+                "emulators.secrets_emulator",
+                self.ports.secrets,
+                "SECRET_MANAGER_EMULATOR_HOST",
+                [],
+            )
+            self._start_auth()
+            if self.serve_functions:
+                self._start_functions()
+        except BaseException:
+            self.stop()
+            raise
+        os.environ.update(self.env)
+        return self
+
+    def _reuse(self, variable: str) -> bool:
+        value = os.environ.get(variable)
+        if value:
+            self.env[variable] = value
+            return True
+        return False
+
+    def _start_firestore(self) -> None:
+        if self._reuse("FIRESTORE_EMULATOR_HOST"):
+            return
+        jar = _jar("platform/cloud-firestore-emulator/cloud-firestore-emulator.jar", "Firestore emulator")
+        proc, log = self._spawn(
+            "firestore",
+            [
+                java(),
+                "-cp",
+                str(jar),
+                "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+                "start",
+                f"--host={HOST}",
+                f"--port={self.ports.firestore}",
+            ],
+        )
+        wait_until(http_ok(f"http://{HOST}:{self.ports.firestore}/"), "Firestore emulator", 60, proc, log)
+        self.env["FIRESTORE_EMULATOR_HOST"] = f"{HOST}:{self.ports.firestore}"
+
+    def _start_pubsub(self) -> None:
+        if self._reuse("PUBSUB_EMULATOR_HOST"):
+            return
+        jar = _jar("platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar", "Pub/Sub emulator")
+        proc, log = self._spawn(
+            "pubsub", [java(), "-jar", str(jar), f"--host={HOST}", f"--port={self.ports.pubsub}"]
+        )
+        wait_until(http_ok(f"http://{HOST}:{self.ports.pubsub}/"), "Pub/Sub emulator", 60, proc, log)
+        self.env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{self.ports.pubsub}"
+
+    def _start_python_emulator(
+        self, name: str, module: str, port: int, variable: str, extra: list[str]
+    ) -> None:
+        if self._reuse(variable):
+            return
+        proc, log = self._spawn(
+            name, [sys.executable, "-m", module, "--host", HOST, "--port", str(port), *extra]
+        )
+        wait_until(lambda: "READY" in log.read_text(errors="replace"), f"{name} emulator", 30, proc, log)
+        self.env[variable] = f"{HOST}:{port}"
+
+    def _start_auth(self) -> None:
+        if self._reuse("FIREBASE_AUTH_EMULATOR_HOST"):
+            return
+        cli = firebase_cli()
+        config_dir = self.log_dir / "firebase"
+        config_dir.mkdir(exist_ok=True)
+        config = config_dir / "firebase.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "emulators": {
+                        "auth": {"host": HOST, "port": self.ports.auth},
+                        "ui": {"enabled": False},
+                        "hub": {"host": HOST, "port": free_port()},
+                        "logging": {"host": HOST, "port": free_port()},
+                        "singleProjectMode": True,
+                    }
+                }
+            )
+        )
+        proc, log = self._spawn(
+            "auth",
+            [
+                str(cli),
+                "emulators:start",
+                "--only",
+                "auth",
+                "--project",
+                self.project,
+                "--config",
+                str(config),
+            ],
+            env={"CI": "true", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "HOME": str(config_dir)},
+            cwd=config_dir,
+        )
+        wait_until(http_ok(f"http://{HOST}:{self.ports.auth}/"), "Firebase Auth emulator", 90, proc, log)
+        self.env["FIREBASE_AUTH_EMULATOR_HOST"] = f"{HOST}:{self.ports.auth}"
+
+    def _start_functions(self) -> None:
+        proc, log = self._spawn(
+            "functions",
+            [
+                sys.executable,
+                "-m",
+                "emulators.functions_host",
+                "--host",
+                HOST,
+                "--port",
+                str(self.ports.functions),
+            ],
+            env={"PYTHONPATH": str(ROOT)},
+        )
+        wait_until(http_ok(f"{self.functions_url}/_health"), "functions host", 60, proc, log)
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.processes):
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for _name, proc in reversed(self.processes):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.processes.clear()
+
+    def log_tail(self, name: str, chars: int = 4000) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+@contextlib.contextmanager
+def running(ports: Ports | None = None, **kwargs: object) -> Iterator[Suite]:
+    suite = Suite(ports or Ports.free(), **kwargs)  # type: ignore[arg-type]
+    suite.start()
+    try:
+        yield suite
+    finally:
+        suite.stop()

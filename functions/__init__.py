@@ -1,0 +1,1 @@
+"""One package per API: each is deployed as its own Cloud Functions (HTTP and events)."""

@@ -1,0 +1,1 @@
+"""Republishes outbox entries whose request died between the commit and the publish."""

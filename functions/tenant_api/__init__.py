@@ -1,0 +1,1 @@
+"""Tenant API (Tenant Management; Tenant Aggregate: Tenant, User Seat)."""

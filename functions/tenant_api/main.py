@@ -1,0 +1,14 @@
+"""Cloud Functions entry points of the Tenant API. Thin: all wiring happens on the first request."""
+
+from __future__ import annotations
+
+import functions_framework
+
+from functions.tenant_api.routes import build_router
+from functions.tenant_api.subscriptions import build_handlers
+from shared.platform import events_function, http_function
+
+TRIGGERS = {"tenant_api": "http", "tenant_api_events": "pubsub-push"}
+
+tenant_api = functions_framework.http(http_function(build_router))
+tenant_api_events = functions_framework.http(events_function("tenant_api", build_handlers))

@@ -1,0 +1,194 @@
+"""Tenant API over HTTP: request and response models, and the routes with their permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from google.cloud import firestore
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.tenant_api.domain import IllegalTransition, Plan, SeatLimitReached, SeatsInUse, Tenant, TenantStatus
+from functions.tenant_api.service import TENANTS, build_service
+from shared.contracts import Actor
+from shared.http import Reply, RequestContext, Router
+from shared.pagination import PageParams, paginate
+from shared.platform import Platform
+from shared.problems import Problem, conflict, forbidden
+
+SLUG = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CreateTenant(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    slug: str = Field(pattern=SLUG, description="Unique, lowercase letters, digits and dashes (3-63).")
+    plan: Plan
+    admin_email: str = Field(pattern=EMAIL, max_length=320)
+
+
+class UpdateTenant(_Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    plan: Plan | None = None
+
+
+class Reason(_Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class NoBody(_Strict):
+    pass
+
+
+class AssignSeat(_Strict):
+    user_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
+    email: str | None = Field(default=None, pattern=EMAIL, max_length=320)
+
+
+class ListTenants(PageParams):
+    model_config = ConfigDict(extra="forbid")
+    status: TenantStatus | None = None
+
+
+class TenantView(BaseModel):
+    id: str
+    name: str
+    slug: str
+    plan: Plan
+    seat_limit: int
+    seats_used: int
+    status: TenantStatus
+    status_reason: str | None
+    admin_email: str
+    created_at: datetime
+    updated_at: datetime
+    deactivated_at: datetime | None
+    retention_until: datetime | None
+    past_due: bool
+    version: int
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantView:
+        return cls(**tenant.model_dump(exclude={"billing", "events"}), past_due=tenant.billing.past_due)
+
+
+class SeatView(BaseModel):
+    user_id: str
+    email: str | None
+    assigned_at: datetime
+    assigned_by: str
+
+
+def _actor(ctx: RequestContext) -> Actor:
+    return Actor.model_validate(ctx.principal.as_actor())
+
+
+def _tenant_reply(tenant: Tenant, status: int = 200, location: bool = False) -> Reply:
+    headers = {"ETag": f'"{tenant.version}"'}
+    if location:
+        headers["Location"] = f"/tenants/{tenant.id}"
+    return Reply(TenantView.of(tenant), status=status, headers=headers)
+
+
+def _if_match(ctx: RequestContext) -> int | None:
+    value = ctx.request.headers.get("If-Match")
+    if value is None:
+        return None
+    try:
+        return int(value.strip().removeprefix("W/").strip('"'))
+    except ValueError as exc:
+        raise Problem(400, "bad-request", "If-Match must be an ETag returned by this API.") from exc
+
+
+@contextmanager
+def _domain_errors() -> Iterator[None]:
+    """Turn the aggregate's refusals into 409 problems that say what the current state is."""
+    try:
+        yield
+    except IllegalTransition as exc:
+        raise conflict("illegal-transition", str(exc), current_status=exc.status.value) from exc
+    except SeatLimitReached as exc:
+        raise conflict("seat-limit-reached", str(exc), seat_limit=exc.limit) from exc
+    except SeatsInUse as exc:
+        raise conflict("seats-in-use", str(exc), seats_used=exc.used, seat_limit=exc.limit) from exc
+
+
+def build_router(platform: Platform) -> Router:
+    service = build_service(platform)
+    router = Router(platform.catalog.api("Tenant API").slug)
+
+    @router.post("/tenants", permission="tenants:create")
+    def create(ctx: RequestContext) -> Reply:
+        body = ctx.body(CreateTenant)
+        tenant = service.create(body.name, body.slug, body.plan, body.admin_email.lower(), _actor(ctx))
+        return _tenant_reply(tenant, 201, location=True)
+
+    @router.get("/tenants", permission="tenants:list")
+    def list_tenants(ctx: RequestContext) -> Reply:
+        params = ctx.query(ListTenants)
+        collection = platform.db.collection(TENANTS)
+        query: Any = collection
+        if params.status is not None:
+            query = query.where(filter=firestore.FieldFilter("status", "==", params.status.value))
+        page = paginate(collection, query, "created_at", params)
+        items = [TenantView.of(Tenant.model_validate(s.to_dict())).model_dump(mode="json") for s in page.snapshots]
+        return Reply({"items": items, "next_cursor": page.next_cursor})
+
+    @router.get("/tenants/{tenant_id}", permission="tenants:read")
+    def get(ctx: RequestContext) -> Reply:
+        return _tenant_reply(service.get(ctx.tenant_id))
+
+    @router.patch("/tenants/{tenant_id}", permission="tenants:update")
+    def update(ctx: RequestContext) -> Reply:
+        body = ctx.body(UpdateTenant)
+        if body.plan is not None and not ctx.principal.can("platform:operate"):
+            # Plans follow billing: tenant admins rename, operators (and billing events) change plans.
+            raise forbidden("platform:operate")
+        with _domain_errors():
+            return _tenant_reply(service.update(ctx.tenant_id, body.name, body.plan, _if_match(ctx)))
+
+    def transition(action: Callable[[RequestContext], Tenant]) -> Callable[[RequestContext], Reply]:
+        def handler(ctx: RequestContext) -> Reply:
+            with _domain_errors():
+                return _tenant_reply(action(ctx))
+
+        return handler
+
+    router.post("/tenants/{tenant_id}/suspend", permission="tenants:suspend")(
+        transition(lambda ctx: service.suspend(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
+    )
+    router.post("/tenants/{tenant_id}/reactivate", permission="tenants:reactivate")(
+        transition(lambda ctx: service.reactivate(ctx.tenant_id, _actor(ctx)))
+    )
+    router.post("/tenants/{tenant_id}/deactivate", permission="tenants:deactivate")(
+        transition(lambda ctx: service.deactivate(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
+    )
+
+    @router.get("/tenants/{tenant_id}/seats", permission="seats:read")
+    def list_seats(ctx: RequestContext) -> Reply:
+        params = ctx.query(PageParams)
+        service.get(ctx.tenant_id)
+        seats = service.seats(ctx.tenant_id)
+        page = paginate(seats, seats, "assigned_at", params)
+        items = [SeatView.model_validate(s.to_dict()).model_dump(mode="json") for s in page.snapshots]
+        return Reply({"items": items, "next_cursor": page.next_cursor})
+
+    @router.post("/tenants/{tenant_id}/seats", permission="seats:assign")
+    def assign_seat(ctx: RequestContext) -> Reply:
+        body = ctx.body(AssignSeat)
+        with _domain_errors():
+            seat, created = service.assign_seat(ctx.tenant_id, body.user_id, body.email, _actor(ctx))
+        return Reply(SeatView.model_validate(seat), status=201 if created else 200)
+
+    @router.delete("/tenants/{tenant_id}/seats/{user_id}", permission="seats:release")
+    def release_seat(ctx: RequestContext) -> Reply:
+        service.release_seat(ctx.tenant_id, ctx.params["user_id"])
+        return Reply(status=204)
+
+    return router

@@ -1,0 +1,132 @@
+"""Who is calling: Firebase / Identity Platform ID tokens for users, OIDC tokens for Pub/Sub and Tasks.
+
+User tokens carry the custom claims `tenant_id`, `roles` and `platform_operator` (set by the User
+Management API, or by the local suite for its demo users). Service calls (Pub/Sub push, Cloud Tasks)
+carry a Google-signed OIDC token in production; the Pub/Sub emulator cannot mint one, so locally the
+suite signs an HS256 token with a key only it and the functions share (`CMP_LOCAL_SIGNING_KEY`), passed
+as a bearer header by the Tasks emulator and as the `token` query parameter of push endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.authz import Principal
+from shared.config import Settings
+from shared.problems import unauthenticated
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("Authorization") or headers.get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+    roles = claims.get("roles") or []
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise unauthenticated("The token's roles claim is malformed.")
+    tenant = claims.get("tenant_id")
+    return Principal(
+        uid=str(claims.get("uid") or claims.get("sub") or ""),
+        tenant_id=tenant if isinstance(tenant, str) and tenant else None,
+        roles=frozenset(roles),
+        email=claims.get("email") if isinstance(claims.get("email"), str) else None,
+        is_operator=claims.get("platform_operator") is True,
+    )
+
+
+class UserAuthenticator:
+    def __init__(self, check_revoked: bool = True) -> None:
+        self.check_revoked = check_revoked
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        token = bearer_token(headers)
+        if token is None:
+            raise unauthenticated()
+        from firebase_admin import auth
+
+        from shared.clients import firebase_app
+
+        try:
+            claims = auth.verify_id_token(token, app=firebase_app(), check_revoked=self.check_revoked)
+        except auth.RevokedIdTokenError as exc:
+            raise unauthenticated("The token was revoked: sign in again.") from exc
+        except auth.UserDisabledError as exc:
+            raise unauthenticated("This user is disabled.") from exc
+        except (ValueError, auth.InvalidIdTokenError, auth.CertificateFetchError) as exc:
+            raise unauthenticated("The bearer token is not a valid ID token.") from exc
+        return principal_from_claims(claims)
+
+
+class ServiceAuthenticator:
+    """Verifies that a push or task request comes from an allowed service account."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def authenticate(self, headers: Mapping[str, str], query_token: str | None, url: str) -> Principal:
+        token = bearer_token(headers) or query_token
+        if token is None:
+            raise unauthenticated("Service requests must carry an OIDC token.")
+        claims = self._verify_local(token) if self.settings.service_auth == "local" else self._verify_oidc(token, url)
+        email = claims.get("email")
+        if not isinstance(email, str) or (self.settings.service_invokers and email not in self.settings.service_invokers):
+            raise unauthenticated("This service account may not call this endpoint.")
+        return Principal(uid=email, tenant_id=None, email=email, is_service=True)
+
+    def _verify_local(self, token: str) -> dict[str, Any]:
+        import jwt
+
+        key = self.settings.local_signing_key
+        if key is None:
+            raise unauthenticated("Local service auth is on but no signing key is configured.")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.get_secret_value(),
+                algorithms=["HS256"],
+                options={"verify_aud": self.settings.service_audience is not None},
+                audience=self.settings.service_audience,
+            )
+        except jwt.PyJWTError as exc:
+            raise unauthenticated("The service token is not valid.") from exc
+        return claims
+
+    def _verify_oidc(self, token: str, url: str) -> dict[str, Any]:
+        from google.auth.transport import requests as google_requests
+        from google.oauth2 import id_token
+
+        audience = self.settings.service_audience or url.split("?", 1)[0]
+        try:
+            claims: dict[str, Any] = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
+                token, google_requests.Request(), audience=audience
+            )
+        except ValueError as exc:
+            raise unauthenticated("The OIDC token is not valid.") from exc
+        if not claims.get("email_verified"):
+            raise unauthenticated("The OIDC token's email is not verified.")
+        return claims
+
+
+def sign_local_service_token(key: str, email: str, audience: str | None = None, ttl_seconds: int = 3600) -> str:
+    """The local suite's stand-in for a Google-signed OIDC token (see the module docstring)."""
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": "https://local-suite.cmp.example",
+        "sub": email,
+        "email": email,
+        "email_verified": True,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    if audience:
+        claims["aud"] = audience
+    return jwt.encode(claims, key, algorithm="HS256")

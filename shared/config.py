@@ -1,0 +1,61 @@
+"""Settings read from the environment once per instance (pydantic-settings)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CMP_", extra="ignore")
+
+    project_id: str = "demo-cmp"
+    location: str = "europe-west1"
+    environment: Literal["local", "dev", "staging", "prod"] = "local"
+
+    # How Pub/Sub push and Cloud Tasks requests prove who sent them:
+    # "oidc" verifies Google-signed OIDC tokens (production); "local" verifies HS256 tokens signed with
+    # local_signing_key by the emulator suite (the Pub/Sub emulator cannot mint OIDC tokens).
+    service_auth: Literal["oidc", "local"] = "oidc"
+    local_signing_key: SecretStr | None = None
+    # Service accounts allowed to call event and task endpoints (Pub/Sub's and Tasks' invoker accounts).
+    service_invokers: tuple[str, ...] = ()
+    # The audience OIDC tokens must carry; defaults to the request URL without its query.
+    service_audience: str | None = None
+
+    # Delivery attempts before an event is parked on the subscriber's dead-letter topic.
+    max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    # How long dedupe and idempotency records are kept (Pub/Sub retains messages at most 7 days).
+    dedupe_retention_days: int = Field(default=8, ge=1)
+    # An outbox entry older than this is republished by the relay (the request that wrote it died).
+    outbox_relay_grace_seconds: float = Field(default=10.0, ge=0)
+
+    # Soft-deleted tenants keep their data this long before offboarding erases it.
+    tenant_retention_days: int = Field(default=30, ge=1)
+
+    # Where functions are reached (Cloud Tasks targets): https://REGION-PROJECT.cloudfunctions.net by default.
+    functions_base_url: str | None = None
+    # The service account Cloud Tasks signs its OIDC tokens as, when calling our task functions.
+    tasks_invoker_account: str | None = None
+
+    log_level: str = "INFO"
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
+
+    def function_url(self, name: str) -> str:
+        base = self.functions_base_url or f"https://{self.location}-{self.project_id}.cloudfunctions.net"
+        return f"{base.rstrip('/')}/{name}"
+
+    @property
+    def tasks_account(self) -> str:
+        return self.tasks_invoker_account or f"cloud-tasks@{self.project_id}.iam.gserviceaccount.com"
+
+
+@cache
+def get_settings() -> Settings:
+    return Settings()

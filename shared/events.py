@@ -1,0 +1,92 @@
+"""One CloudEvents 1.0 envelope for every domain event, and its Pub/Sub encoding.
+
+Structured content mode: the message data is the whole envelope as JSON (so partner teams reading a
+pull subscription get one self-describing document); a few envelope fields are copied to message
+attributes with the `ce-` prefix so subscriptions can filter on them in production.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.catalog import Catalog, Event, load_catalog
+from shared.contracts import PAYLOADS, EventPayload
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class CloudEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1)  # "/apis/<api-slug>" for ours, the other domain's URI for external
+    type: str = Field(min_length=1)  # reverse-DNS and versioned, from the catalog
+    subject: str = Field(min_length=1)  # the aggregate id
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str
+    tenantid: str = Field(min_length=1)  # extension: the tenant the event belongs to
+    traceparent: str | None = None  # extension (W3C trace context), carried from the request
+    aggregateversion: int | None = Field(default=None, ge=0)  # extension: orders events of one aggregate
+    data: dict[str, Any]
+
+    @property
+    def ordering_key(self) -> str:
+        # Pub/Sub ordering per tenant and aggregate: events of one aggregate arrive in commit order.
+        return f"{self.tenantid}/{self.subject}"
+
+    def to_message(self) -> tuple[bytes, dict[str, str]]:
+        attributes = {
+            "content-type": CONTENT_TYPE,
+            "ce-id": self.id,
+            "ce-type": self.type,
+            "ce-tenantid": self.tenantid,
+            "ce-subject": self.subject,
+        }
+        return self.model_dump_json().encode("utf-8"), attributes
+
+    @classmethod
+    def from_message(cls, data: bytes) -> CloudEvent:
+        return cls.model_validate(json.loads(data))
+
+
+def catalog_event_for(payload: EventPayload, catalog: Catalog | None = None) -> Event:
+    return (catalog or load_catalog()).event(payload.EVENT_NAME)
+
+
+def new_event(
+    payload: EventPayload,
+    *,
+    tenant_id: str,
+    subject: str,
+    source_api_slug: str,
+    aggregate_version: int | None = None,
+    traceparent: str | None = None,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> CloudEvent:
+    catalog = load_catalog()
+    entry = catalog.event(payload.EVENT_NAME)
+    return CloudEvent(
+        id=event_id or str(uuid.uuid4()),
+        source=f"/apis/{source_api_slug}",
+        type=entry.type,
+        subject=subject,
+        time=time or datetime.now(UTC),
+        dataschema=catalog.schema_uri(entry),
+        tenantid=tenant_id,
+        traceparent=traceparent,
+        aggregateversion=aggregate_version,
+        data=payload.model_dump(mode="json"),
+    )
+
+
+def parse_payload(event: CloudEvent, entry: Event) -> EventPayload:
+    """Validate the event's data against its payload model (the schema is generated from it)."""
+    return PAYLOADS[entry.name].model_validate(event.data)

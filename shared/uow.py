@@ -1,0 +1,191 @@
+"""Unit of work over Firestore with a transactional outbox.
+
+An aggregate's writes and the events they raise commit in ONE Firestore transaction: each event is
+stored as an `_outbox` document beside the data. After the commit the events are published to Pub/Sub
+and their outbox documents are marked; whatever stays unmarked (the process died, Pub/Sub was down) is
+republished by the relay. So an event is never lost, and never published for a rolled-back write.
+Consumers dedupe by event id, which makes the relay's at-least-once safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared.catalog import Catalog
+from shared.events import CloudEvent
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OUTBOX = "_outbox"
+
+
+class Publisher(Protocol):
+    """What the outbox needs of a Pub/Sub publisher; tests may pass a small fake."""
+
+    def publish(self, topic: str, data: bytes, ordering_key: str = "", **attrs: str) -> Future[str]: ...
+
+    def resume_publish(self, topic: str, ordering_key: str) -> None: ...
+
+
+class Tx:
+    """One attempt of a Firestore transaction: reads first, then staged writes and raised events."""
+
+    def __init__(self, db: firestore.Client, transaction: firestore.Transaction) -> None:
+        self.db = db
+        self.transaction = transaction
+        self.events: list[CloudEvent] = []
+
+    def get(self, ref: firestore.DocumentReference) -> dict[str, Any] | None:
+        snapshot = ref.get(transaction=self.transaction)
+        return snapshot.to_dict() if snapshot.exists else None
+
+    def query(self, query: firestore.Query) -> list[firestore.DocumentSnapshot[Any]]:
+        return list(query.get(transaction=self.transaction))
+
+    def create(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:
+        self.transaction.create(ref, data)
+
+    def set(self, ref: firestore.DocumentReference, data: dict[str, Any], merge: bool = False) -> None:
+        self.transaction.set(ref, data, merge=merge)
+
+    def update(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:
+        self.transaction.update(ref, data)
+
+    def delete(self, ref: firestore.DocumentReference) -> None:
+        self.transaction.delete(ref)
+
+    def emit(self, event: CloudEvent) -> None:
+        self.events.append(event)
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: firestore.Client,
+        publisher: Callable[[], Publisher],
+        catalog: Catalog,
+        project_id: str,
+        retention: timedelta = timedelta(days=8),
+    ) -> None:
+        self.db = db
+        self._publisher = publisher
+        self._topics = {event.type: event.topic for event in catalog.events}
+        self._project_id = project_id
+        self._retention = retention
+
+    def ref(self, event_id: str) -> firestore.DocumentReference:
+        return self.db.collection(OUTBOX).document(event_id)
+
+    def stage(self, tx: Tx) -> None:
+        now = datetime.now(UTC)
+        for event in tx.events:
+            tx.create(
+                self.ref(event.id),
+                {
+                    "topic": self._topics[event.type],
+                    "type": event.type,
+                    "tenant_id": event.tenantid,
+                    "envelope": event.model_dump_json(),
+                    "published": False,
+                    "created_at": now,
+                },
+            )
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self._project_id}/topics/{topic}"
+
+    def publish(self, events: Sequence[CloudEvent]) -> list[str]:
+        """Publish committed events; mark the ones Pub/Sub accepted. Returns the published ids."""
+        if not events:
+            return []
+        client = self._publisher()
+        pending: list[tuple[CloudEvent, str, Future[str]]] = []
+        for event in events:
+            data, attributes = event.to_message()
+            topic = self.topic_path(self._topics[event.type])
+            pending.append((event, topic, client.publish(topic, data, ordering_key=event.ordering_key, **attributes)))
+        published: list[str] = []
+        for event, topic, future in pending:
+            try:
+                future.result(timeout=30)
+                published.append(event.id)
+            except Exception:
+                # The relay republishes it; an ordering key that failed is paused until resumed.
+                log.warning("publish failed; the outbox relay will retry", extra={"event_id": event.id})
+                client.resume_publish(topic, event.ordering_key)
+        self._mark_published(published)
+        return published
+
+    def _mark_published(self, event_ids: Iterable[str]) -> None:
+        batch = self.db.batch()
+        now = datetime.now(UTC)
+        count = 0
+        for event_id in event_ids:
+            batch.update(
+                self.ref(event_id),
+                {"published": True, "published_at": now, "expire_at": now + self._retention},
+            )
+            count += 1
+        if count:
+            batch.commit()
+
+    def relay(self, older_than: timedelta, limit: int = 500) -> int:
+        """Republish entries left unpublished for longer than `older_than`. Returns how many."""
+        cutoff = datetime.now(UTC) - older_than
+        query = (
+            self.db.collection(OUTBOX)
+            .where(filter=firestore.FieldFilter("published", "==", False))
+            .where(filter=firestore.FieldFilter("created_at", "<=", cutoff))
+            .order_by("created_at")
+            .limit(limit)
+        )
+        events = [CloudEvent.model_validate_json(doc.get("envelope")) for doc in query.stream()]
+        return len(self.publish(events))
+
+
+class UnitOfWork:
+    def __init__(self, db: firestore.Client, outbox: Outbox, max_attempts: int = 12) -> None:
+        self.db = db
+        self.outbox = outbox
+        self._max_attempts = max_attempts
+
+    def run(self, work: Callable[[Tx], T]) -> T:
+        """Run `work` in a transaction, retrying contention with jittered backoff; then publish."""
+        committed: list[CloudEvent] = []
+
+        @firestore.transactional
+        def attempt(transaction: firestore.Transaction) -> T:
+            tx = Tx(self.db, transaction)
+            result = work(tx)
+            self.outbox.stage(tx)
+            committed[:] = tx.events
+            return result
+
+        delay = 0.01
+        for round_ in range(self._max_attempts):
+            try:
+                result: T = attempt(self.db.transaction(max_attempts=3))
+                break
+            except (gexc.Aborted, gexc.DeadlineExceeded) as exc:
+                last: Exception = exc
+            except ValueError as exc:  # the client's "exceeded max attempts", caused by Aborted
+                if not isinstance(exc.__cause__, gexc.Aborted):
+                    raise
+                last = exc
+            if round_ == self._max_attempts - 1:
+                raise last
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+        self.outbox.publish(committed)
+        return result
