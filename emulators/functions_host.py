@@ -14,10 +14,18 @@ from typing import Any
 
 import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import run_simple
+from werkzeug.serving import WSGIRequestHandler, run_simple
 from werkzeug.wrappers import Response
 
 from functions.manifest import discover
+
+
+class QuietQueryHandler(WSGIRequestHandler):
+    """Access log without query strings: push endpoints carry the local service token there."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s" %s', self.command, path, code)
 
 
 def health_app(environ: dict[str, Any], start_response: Any) -> Any:
@@ -41,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the functions host binds to loopback only")
     app = build_app()
     print(f"READY {args.host}:{args.port}", flush=True)
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    run_simple(
+        args.host, args.port, app, threaded=True, use_reloader=False, request_handler=QuietQueryHandler
+    )
     return 0
 
 

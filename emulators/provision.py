@@ -7,6 +7,7 @@ repointed). Terraform creates the same names in a real project (see terraform/).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from google.api_core import exceptions as gexc
@@ -50,10 +51,8 @@ def provision(
 
     def topic(name: str) -> str:
         path = publisher.topic_path(project, name)
-        try:
+        with contextlib.suppress(gexc.AlreadyExists):
             publisher.create_topic(name=path)
-        except gexc.AlreadyExists:
-            pass
         report.topics.append(name)
         return path
 

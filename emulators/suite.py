@@ -80,8 +80,8 @@ def firebase_cli() -> Path:
     cli = ROOT / "emulators" / "auth" / "node_modules" / ".bin" / "firebase"
     if not cli.exists():
         raise MissingPrerequisite(
-            "The Firebase Auth emulator is not installed: run `make setup` (it runs npm ci in emulators/auth; "
-            "needs Node.js 20+ and npm)."
+            "The Firebase Auth emulator is not installed: run `make setup` "
+            "(it runs npm ci in emulators/auth; needs Node.js 20+ and npm)."
         )
     return cli
 

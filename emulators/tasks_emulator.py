@@ -18,7 +18,9 @@ Behaviour copied from the real service (the third-party emulator gets these wron
 * ``rate_limits.max_dispatches_per_second`` (token bucket) and ``max_concurrent_dispatches`` are enforced.
 * ``schedule_time`` is honoured and ``dispatch_deadline`` is the per-attempt HTTP timeout.
 * Only ``http_request`` targets are supported. 2xx deletes the task; any other status, a timeout or a
-  connection error is a failed attempt. The ``X-CloudTasks-*`` headers of the real service are sent.
+  connection error is a failed attempt. The ``X-CloudTasks-*`` headers of the real service are sent
+  (``TaskRetryReason`` is ``HTTP <status>``, ``DEADLINE_EXCEEDED`` or ``UNAVAILABLE``), ``User-Agent`` is
+  ``Google-Cloud-Tasks`` and a body without ``Content-Type`` is sent as ``application/octet-stream``.
 
 Deliberate differences from production:
 
@@ -32,6 +34,8 @@ Deliberate differences from production:
   (real service: 15 s .. 30 min), so tests can run with sub-second backoffs and deadlines.
 * ``oauth_token``, App Engine targets and queue-level ``http_target`` are refused with
   ``INVALID_ARGUMENT``; the 7-day ban on re-creating a deleted queue name is not emulated.
+* ``rate_limits.max_burst_size`` (output only) is ``min(100, ceil(max_dispatches_per_second))``; the real
+  service picks its own value from the rate.
 
 Everything is kept in memory. The server binds to 127.0.0.1 only.
 """
@@ -348,9 +352,9 @@ class TasksEmulator:
         self,
         host: str = LOOPBACK_HOST,
         port: int = 0,
-        *,
         signing_key: str | None = None,
         tombstone_seconds: float = 3600.0,
+        *,
         min_dispatch_deadline_seconds: float = 15.0,
         max_dispatch_deadline_seconds: float = 1800.0,
         default_dispatch_deadline_seconds: float = DEFAULT_DISPATCH_DEADLINE_SECONDS,

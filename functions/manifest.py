@@ -36,7 +36,10 @@ def _triggers(main: Path) -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if any(isinstance(t, ast.Name) and t.id == "TRIGGERS" for t in targets) and node.value is not None:
+            if (
+                any(isinstance(t, ast.Name) and t.id == "TRIGGERS" for t in targets)
+                and node.value is not None
+            ):
                 value = ast.literal_eval(node.value)
                 if not isinstance(value, dict):
                     raise ValueError(f"{main}: TRIGGERS must be a dict literal")

@@ -72,9 +72,15 @@ class ServiceAuthenticator:
         token = bearer_token(headers) or query_token
         if token is None:
             raise unauthenticated("Service requests must carry an OIDC token.")
-        claims = self._verify_local(token) if self.settings.service_auth == "local" else self._verify_oidc(token, url)
+        claims = (
+            self._verify_local(token)
+            if self.settings.service_auth == "local"
+            else self._verify_oidc(token, url)
+        )
         email = claims.get("email")
-        if not isinstance(email, str) or (self.settings.service_invokers and email not in self.settings.service_invokers):
+        if not isinstance(email, str) or (
+            self.settings.service_invokers and email not in self.settings.service_invokers
+        ):
             raise unauthenticated("This service account may not call this endpoint.")
         return Principal(uid=email, tenant_id=None, email=email, is_service=True)
 
@@ -112,7 +118,9 @@ class ServiceAuthenticator:
         return claims
 
 
-def sign_local_service_token(key: str, email: str, audience: str | None = None, ttl_seconds: int = 3600) -> str:
+def sign_local_service_token(
+    key: str, email: str, audience: str | None = None, ttl_seconds: int = 3600
+) -> str:
     """The local suite's stand-in for a Google-signed OIDC token (see the module docstring)."""
     import time
 

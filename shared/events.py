@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.catalog import Catalog, Event, load_catalog
 from shared.contracts import PAYLOADS, EventPayload
@@ -28,7 +28,7 @@ class CloudEvent(BaseModel):
     source: str = Field(min_length=1)  # "/apis/<api-slug>" for ours, the other domain's URI for external
     type: str = Field(min_length=1)  # reverse-DNS and versioned, from the catalog
     subject: str = Field(min_length=1)  # the aggregate id
-    time: datetime
+    time: AwareDatetime
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str
     tenantid: str = Field(min_length=1)  # extension: the tenant the event belongs to
@@ -70,12 +70,14 @@ def new_event(
     traceparent: str | None = None,
     event_id: str | None = None,
     time: datetime | None = None,
+    source: str | None = None,
 ) -> CloudEvent:
+    """Build the envelope of one event; `source` overrides "/apis/<slug>" for other domains' events."""
     catalog = load_catalog()
     entry = catalog.event(payload.EVENT_NAME)
     return CloudEvent(
         id=event_id or str(uuid.uuid4()),
-        source=f"/apis/{source_api_slug}",
+        source=source or f"/apis/{source_api_slug}",
         type=entry.type,
         subject=subject,
         time=time or datetime.now(UTC),

@@ -108,7 +108,9 @@ class Router:
 
     def route(self, method: str, template: str, *, permission: str) -> Callable[[Handler], Handler]:
         if permission not in ALL_PERMISSIONS:
-            raise ValueError(f"{method} {template}: unknown permission {permission!r} (declare it in shared.authz)")
+            raise ValueError(
+                f"{method} {template}: unknown permission {permission!r} (declare it in shared.authz)"
+            )
         pattern = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?$")
 
         def register(handler: Handler) -> Handler:
@@ -191,7 +193,8 @@ class HttpApp:
         except Exception:
             log.exception("unhandled error", extra={"method": request.method, "path": request.path})
             return problem_response(
-                Problem(500, "internal", "Something went wrong on our side; it has been logged."), request.path
+                Problem(500, "internal", "Something went wrong on our side; it has been logged."),
+                request.path,
             )
 
     def _handle(self, request: flask.Request) -> flask.Response:
@@ -209,7 +212,9 @@ class HttpApp:
             return self._respond(route.handler(context))
         return self._idempotent(request, context, route, key)
 
-    def _idempotent(self, request: flask.Request, context: RequestContext, route: Route, key: str) -> flask.Response:
+    def _idempotent(
+        self, request: flask.Request, context: RequestContext, route: Route, key: str
+    ) -> flask.Response:
         store = self._idempotency()
         scope = f"{self.router.api_slug}\n{context.principal.uid}"
         stored = store.claim(scope, key, store.fingerprint(request.method, request.path, request.get_data()))
@@ -229,12 +234,16 @@ class HttpApp:
         if reply.stream is not None:
             raise TypeError("a streamed reply cannot be idempotent")
         text, headers = _render(reply)
-        store.complete(scope, key, StoredReply(reply.status, text, {**headers, "Content-Type": reply.content_type}))
+        store.complete(
+            scope, key, StoredReply(reply.status, text, {**headers, "Content-Type": reply.content_type})
+        )
         return self._respond(reply)
 
     @staticmethod
     def _respond(reply: Reply) -> flask.Response:
         if reply.stream is not None:
-            return flask.Response(reply.stream, status=reply.status, headers=reply.headers, content_type=reply.content_type)
+            return flask.Response(
+                reply.stream, status=reply.status, headers=reply.headers, content_type=reply.content_type
+            )
         text, headers = _render(reply)
         return flask.Response(text, status=reply.status, headers=headers, content_type=reply.content_type)

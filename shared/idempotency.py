@@ -50,7 +50,12 @@ class IdempotencyStore:
             raise Problem(400, "bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters.")
         ref = self._ref(scope, key)
         now = datetime.now(UTC)
-        claim = {"state": "running", "fingerprint": fingerprint, "claimed_at": now, "expire_at": now + self.retention}
+        claim = {
+            "state": "running",
+            "fingerprint": fingerprint,
+            "claimed_at": now,
+            "expire_at": now + self.retention,
+        }
         try:
             ref.create(claim)
             return None
@@ -85,5 +90,10 @@ class IdempotencyStore:
             ref.delete()
             return
         ref.update(
-            {"state": "done", "status": reply.status, "body": reply.body, "headers": json.dumps(reply.headers)}
+            {
+                "state": "done",
+                "status": reply.status,
+                "body": reply.body,
+                "headers": json.dumps(reply.headers),
+            }
         )

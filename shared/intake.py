@@ -105,7 +105,9 @@ class EventIntake:
     ) -> None:
         missing = {e.name for e in catalog.consumed_by(api.name)} ^ set(handlers)
         if missing:
-            raise ValueError(f"{api.name}: handlers must match the catalog's subscriptions exactly: {sorted(missing)}")
+            raise ValueError(
+                f"{api.name}: handlers must match the catalog's subscriptions exactly: {sorted(missing)}"
+            )
         self.api = api
         self.catalog = catalog
         self.handlers = handlers
@@ -137,14 +139,20 @@ class EventIntake:
         try:
             return PushRequest.model_validate_json(body)
         except ValidationError as exc:
-            raise Quarantined("malformed push envelope", exc.errors(include_url=False, include_input=False)) from exc
+            raise Quarantined(
+                "malformed push envelope", exc.errors(include_url=False, include_input=False)
+            ) from exc
 
     def _decode_event(self, push: PushRequest) -> tuple[CloudEvent, CatalogEvent, EventPayload]:
         try:
             raw = base64.b64decode(push.message.data, validate=True)
             envelope = CloudEvent.from_message(raw)
         except (binascii.Error, ValueError) as exc:
-            detail = exc.errors(include_url=False, include_input=False) if isinstance(exc, ValidationError) else str(exc)
+            detail = (
+                exc.errors(include_url=False, include_input=False)
+                if isinstance(exc, ValidationError)
+                else str(exc)
+            )
             raise Quarantined("malformed CloudEvent", detail) from exc
         entry = self.catalog.event_by_type(envelope.type)
         if entry is None:
@@ -185,8 +193,12 @@ class EventIntake:
         ref = self.db.collection(ATTEMPTS).document(key)
         now = datetime.now(UTC)
         ref.set(
-            {"attempts": firestore.Increment(1), "last_error": repr(exc)[:1000], "updated_at": now,
-             "expire_at": now + self.retention},
+            {
+                "attempts": firestore.Increment(1),
+                "last_error": repr(exc)[:1000],
+                "updated_at": now,
+                "expire_at": now + self.retention,
+            },
             merge=True,
         )
         counted = int((ref.get().to_dict() or {}).get("attempts", 1))

@@ -48,7 +48,9 @@ def decode_cursor(cursor: str) -> tuple[Any, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, doc_id = json.loads(raw)
     except (ValueError, TypeError) as exc:
-        raise bad_request("The cursor is not valid: pass next_cursor from a previous page unchanged.") from exc
+        raise bad_request(
+            "The cursor is not valid: pass next_cursor from a previous page unchanged."
+        ) from exc
     if not isinstance(doc_id, str) or not doc_id or "/" in doc_id:
         raise bad_request("The cursor is not valid: pass next_cursor from a previous page unchanged.")
     return _decode_value(value), doc_id

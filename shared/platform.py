@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 
 class Platform:
-    def __init__(self, settings: Settings | None = None, publisher: Callable[[], Publisher] | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, publisher: Callable[[], Publisher] | None = None
+    ) -> None:
         self.settings = settings or get_settings()
         self._publisher = publisher
 
@@ -132,7 +134,9 @@ def events_function(
         from shared.http import problem_response
 
         try:
-            platform().service_auth.authenticate(dict(request.headers), request.args.get("token"), request.url)
+            platform().service_auth.authenticate(
+                dict(request.headers), request.args.get("token"), request.url
+            )
         except Problem as problem:
             return problem_response(problem, request.path)
         outcome = intake().handle(request.get_data())

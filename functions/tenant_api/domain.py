@@ -71,7 +71,9 @@ class Tenant(BaseModel):
     events: list[EventPayload] = Field(default_factory=list, exclude=True)
 
     @classmethod
-    def create(cls, tenant_id: str, name: str, slug: str, plan: Plan, admin_email: str, actor: Actor, now: datetime) -> Tenant:
+    def create(
+        cls, tenant_id: str, name: str, slug: str, plan: Plan, admin_email: str, actor: Actor, now: datetime
+    ) -> Tenant:
         tenant = cls(
             id=tenant_id,
             name=name,
@@ -129,7 +131,9 @@ class Tenant(BaseModel):
         self.retention_until = now + retention
         self._touch(now)
         self.events.append(
-            TenantDeactivated(tenant_id=self.id, reason=reason, retention_until=self.retention_until, actor=actor)
+            TenantDeactivated(
+                tenant_id=self.id, reason=reason, retention_until=self.retention_until, actor=actor
+            )
         )
 
     def rename(self, name: str, now: datetime) -> None:
@@ -177,9 +181,13 @@ class Tenant(BaseModel):
         self._touch(now)
         return True
 
-    def subscription_cancelled(self, reason: str | None, at: datetime, now: datetime, retention: timedelta) -> None:
+    def subscription_cancelled(
+        self, reason: str | None, at: datetime, now: datetime, retention: timedelta
+    ) -> None:
         self.billing.cancelled_at = at
         if self.status is TenantStatus.DEACTIVATED:
             self._touch(now)
             return
-        self.deactivate(reason or "subscription cancelled", Actor(type="system", id="billing"), now, retention)
+        self.deactivate(
+            reason or "subscription cancelled", Actor(type="system", id="billing"), now, retention
+        )

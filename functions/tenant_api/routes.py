@@ -10,7 +10,14 @@ from typing import Any
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.tenant_api.domain import IllegalTransition, Plan, SeatLimitReached, SeatsInUse, Tenant, TenantStatus
+from functions.tenant_api.domain import (
+    IllegalTransition,
+    Plan,
+    SeatLimitReached,
+    SeatsInUse,
+    Tenant,
+    TenantStatus,
+)
 from functions.tenant_api.service import TENANTS, build_service
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
@@ -137,7 +144,9 @@ def build_router(platform: Platform) -> Router:
         if params.status is not None:
             query = query.where(filter=firestore.FieldFilter("status", "==", params.status.value))
         page = paginate(collection, query, "created_at", params)
-        items = [TenantView.of(Tenant.model_validate(s.to_dict())).model_dump(mode="json") for s in page.snapshots]
+        items = [
+            TenantView.of(Tenant.model_validate(s.to_dict())).model_dump(mode="json") for s in page.snapshots
+        ]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
     @router.get("/tenants/{tenant_id}", permission="tenants:read")

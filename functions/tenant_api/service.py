@@ -70,7 +70,9 @@ class TenantService:
             )
         tenant.events.clear()
 
-    def _change(self, tenant_id: str, action: Callable[[Tenant, datetime], T], if_match: int | None = None) -> Tenant:
+    def _change(
+        self, tenant_id: str, action: Callable[[Tenant, datetime], T], if_match: int | None = None
+    ) -> Tenant:
         def work(tx: Tx) -> Tenant:
             tenant = self._load(tx, tenant_id)
             if if_match is not None and tenant.version != if_match:
@@ -84,7 +86,7 @@ class TenantService:
             self._save(tx, tenant)
             return tenant
 
-        return self.uow.run(work)
+        return self.uow.run(work, serialize_on=f"tenant:{tenant_id}")
 
     # --- commands ----------------------------------------------------------------------------------
     def create(self, name: str, slug: str, plan: Plan, admin_email: str, actor: Actor) -> Tenant:
@@ -126,7 +128,9 @@ class TenantService:
     def deactivate(self, tenant_id: str, reason: str, actor: Actor) -> Tenant:
         return self._change(tenant_id, lambda t, now: t.deactivate(reason, actor, now, self.retention))
 
-    def assign_seat(self, tenant_id: str, user_id: str, email: str | None, actor: Actor) -> tuple[dict[str, Any], bool]:
+    def assign_seat(
+        self, tenant_id: str, user_id: str, email: str | None, actor: Actor
+    ) -> tuple[dict[str, Any], bool]:
         """Take a seat for a user; returns (seat, created). The seat limit holds under any concurrency:
         every assignment reads and bumps the tenant document in its transaction."""
 
@@ -143,7 +147,7 @@ class TenantService:
             self._save(tx, tenant)
             return seat, True
 
-        return self.uow.run(work)
+        return self.uow.run(work, serialize_on=f"tenant:{tenant_id}")
 
     def release_seat(self, tenant_id: str, user_id: str) -> None:
         def work(tx: Tx) -> None:
@@ -155,7 +159,7 @@ class TenantService:
             tx.delete(seat_ref)
             self._save(tx, tenant)
 
-        self.uow.run(work)
+        self.uow.run(work, serialize_on=f"tenant:{tenant_id}")
 
     # --- billing reactions (run inside the event intake's transaction) -----------------------------
     def apply_in(self, tx: Tx, tenant_id: str, action: Callable[[Tenant, datetime], bool | None]) -> None:

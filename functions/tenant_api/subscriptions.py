@@ -41,7 +41,9 @@ def build_handlers(platform: Platform) -> Mapping[str, EventHandler]:
         service.apply_in(
             tx,
             payload.tenant_id,
-            lambda t, now: t.subscription_cancelled(payload.reason, payload.effective_at, now, service.retention),
+            lambda t, now: t.subscription_cancelled(
+                payload.reason, payload.effective_at, now, service.retention
+            ),
         )
 
     return {

@@ -115,7 +115,7 @@ class Seed:
 def load_seed() -> Seed:
     path = seed_path()
     if not path.is_file():
-        pytest.skip(f"seed not found at {path}: set CMP_SEED_PATH to the domain model export")
+        pytest.fail(f"seed not found at {path}: set CMP_SEED_PATH to the domain model export")
     tables = parse_tables(path.read_text(encoding="utf-8"))
     known = frozenset(row[0] for rows in tables.values() for row in rows)
     apis = {row[0]: row for row in tables["API Endpoint"]}

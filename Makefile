@@ -1,0 +1,60 @@
+# Customer Management platform: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+NODE_MODULES := emulators/auth/node_modules
+
+.PHONY: help setup run test lint fmt schemas build bench prereqs clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+prereqs: ## Check the tools the local suite needs, and say what to install
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: install python3.11")'
+	@command -v java >/dev/null || { echo "Java 11+ is needed by the Firestore and Pub/Sub emulators: install openjdk-17-jre-headless" >&2; exit 2; }
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed by the Firebase Auth emulator: install nodejs and npm" >&2; exit 2; }
+
+$(STAMPS)/venv: pyproject.toml | prereqs
+	@mkdir -p $(STAMPS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(STAMPS)/npm: emulators/auth/package-lock.json | prereqs
+	@mkdir -p $(STAMPS)
+	cd emulators/auth && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMPS)/venv $(STAMPS)/npm ## Create the virtualenv and install the Auth emulator (first time only)
+
+run: setup ## Run the whole platform on the local emulators, with a demo tenant
+	$(PY) -m emulators.run
+
+lint: $(STAMPS)/venv ## ruff and mypy (strict on shared/ and functions/)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(STAMPS)/venv ## Format and auto-fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: setup lint ## Lint, then every test (unit, emulator integration, end to end)
+	$(VENV)/bin/pytest -q
+
+schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models
+	$(PY) -m shared.contracts.schemagen
+
+build: $(STAMPS)/venv ## One deployable source folder per function in build/
+	$(PY) -m functions.build
+
+bench: setup ## Measure cold start, latency and throughput against baselines in the same run
+	$(PY) -m tests.bench
+
+clean: ## Remove build output and caches (keeps the virtualenv)
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

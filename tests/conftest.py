@@ -1,0 +1,171 @@
+"""Fixtures for the emulator-backed tests.
+
+The suite (real Firestore and Pub/Sub emulators, the Auth emulator, our Tasks and Secret Manager
+emulators, and every function on functions-framework) starts once per session, on free ports, only
+when a test asks for it; emulators whose *_EMULATOR_HOST variables are set are reused. Firestore is
+emptied before each test that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from emulators.suite import Ports, Suite
+
+
+@pytest.fixture(scope="session")
+def suite() -> Iterator[Suite]:
+    from emulators.provision import provision
+    from shared.catalog import load_catalog
+
+    running = Suite(Ports.free())
+    running.start()
+    try:
+        provision(load_catalog(), running.project, running.functions_url, running.signing_key)
+        yield running
+    finally:
+        running.stop()
+
+
+def reset_firestore(project: str) -> None:
+    host = os.environ["FIRESTORE_EMULATOR_HOST"]
+    url = f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
+    with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10):
+        pass
+
+
+@pytest.fixture
+def clean(suite: Suite) -> Suite:
+    reset_firestore(suite.project)
+    return suite
+
+
+@pytest.fixture
+def db(clean: Suite) -> Any:
+    from shared.clients import firestore_client
+
+    return firestore_client()
+
+
+class Api:
+    """A tiny HTTP client for one function of the running suite."""
+
+    def __init__(self, base: str, token: str | None = None) -> None:
+        self.base = base
+        self.token = token
+        self.session = requests.Session()
+
+    def as_(self, token: str | None) -> Api:
+        return Api(self.base, token)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.token is not None:
+            headers.setdefault("Authorization", f"Bearer {self.token}")
+        return self.session.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tokens(suite: Suite) -> Callable[..., str]:
+    """token(email, tenant_id=None, roles=(), operator=False): an ID token from the Auth emulator."""
+    from emulators import identity
+
+    cache: dict[tuple[Any, ...], str] = {}
+
+    def token(
+        email: str, tenant_id: str | None = None, roles: tuple[str, ...] = (), operator: bool = False
+    ) -> str:
+        key = (email, tenant_id, roles, operator)
+        if key not in cache:
+            claims: dict[str, Any] = {"roles": list(roles), "platform_operator": operator}
+            if tenant_id:
+                claims["tenant_id"] = tenant_id
+            cache[key] = identity.token_for(email, claims)
+        return cache[key]
+
+    return token
+
+
+@pytest.fixture
+def operator(clean: Suite, tokens: Callable[..., str]) -> str:
+    return tokens("operator@platform.test", operator=True)
+
+
+@pytest.fixture
+def tenant_api(clean: Suite, operator: str) -> Api:
+    return Api(clean.function_url("tenant_api"), operator)
+
+
+@pytest.fixture
+def audit_api(clean: Suite) -> Api:
+    return Api(clean.function_url("audit_api"))
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll until check() returns a truthy value; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def dump_firestore(db: Any) -> dict[str, dict[str, Any]]:
+    """Every document in the database, by path (for "changed nothing" assertions)."""
+    out: dict[str, dict[str, Any]] = {}
+
+    def walk(collection: Any) -> None:
+        for ref in collection.list_documents():
+            snapshot = ref.get()
+            if snapshot.exists:
+                out[ref.path] = snapshot.to_dict()
+            for sub in ref.collections():
+                walk(sub)
+
+    for collection in db.collections():
+        walk(collection)
+    return out
+
+
+def push_body(
+    envelope_json: str, message_id: str, subscription: str = "projects/p/subscriptions/s"
+) -> dict[str, Any]:
+    """A Pub/Sub push request body, exactly as Pub/Sub sends it."""
+    import base64
+
+    return {
+        "message": {
+            "data": base64.b64encode(envelope_json.encode()).decode(),
+            "attributes": {"content-type": "application/cloudevents+json"},
+            "messageId": message_id,
+            "publishTime": "2026-01-01T00:00:00Z",
+        },
+        "subscription": subscription,
+    }
