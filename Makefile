@@ -33,6 +33,7 @@ $(STAMPS)/npm: emulators/auth/package-lock.json | prereqs
 setup: $(STAMPS)/venv $(STAMPS)/npm ## Create the virtualenv and install the Auth emulator (first time only)
 
 run: setup ## Run the whole platform on the local emulators, with a demo tenant
+	@$(PY) -m emulators.suite
 	$(PY) -m emulators.run
 
 lint: $(STAMPS)/venv ## ruff and mypy (strict on shared/ and functions/)
@@ -45,6 +46,7 @@ fmt: $(STAMPS)/venv ## Format and auto-fix
 	$(VENV)/bin/ruff check --fix .
 
 test: setup lint ## Lint, then every test (unit, emulator integration, end to end)
+	@$(PY) -m emulators.suite
 	$(VENV)/bin/pytest -q
 
 schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models

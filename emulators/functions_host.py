@@ -35,7 +35,8 @@ def health_app(environ: dict[str, Any], start_response: Any) -> Any:
 def build_app() -> Any:
     mounts: dict[str, Any] = {}
     for spec in discover():
-        mounts[f"/{spec.name}"] = functions_framework.create_app(spec.name, str(spec.source), "http")
+        app = functions_framework.create_app(spec.name, str(spec.source), "http")  # type: ignore[no-untyped-call]
+        mounts[f"/{spec.name}"] = app
     mounts["/_health"] = health_app
     return DispatcherMiddleware(health_app, mounts)
 

@@ -23,6 +23,10 @@ TASKS_SERVICE_ACCOUNT = "cloud-tasks@{project}.iam.gserviceaccount.com"
 BACKSTOP_EXTRA_ATTEMPTS = 5
 
 
+def _duration(seconds: float) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=int(seconds), nanos=int(round(seconds % 1 * 1e9)))
+
+
 @dataclass
 class Provisioned:
     topics: list[str] = field(default_factory=list)
@@ -40,7 +44,7 @@ def provision(
     max_delivery_attempts: int = 5,
     location: str = "europe-west1",
 ) -> Provisioned:
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1, tasks_v2
 
     from shared.clients import tasks_client
 
@@ -50,7 +54,7 @@ def provision(
     subscriber = pubsub_v1.SubscriberClient()
 
     def topic(name: str) -> str:
-        path = publisher.topic_path(project, name)
+        path: str = publisher.topic_path(project, name)
         with contextlib.suppress(gexc.AlreadyExists):
             publisher.create_topic(name=path)
         report.topics.append(name)
@@ -112,21 +116,19 @@ def provision(
     tasks = tasks_client()
     parent = f"projects/{project}/locations/{location}"
     for queue in catalog.queues:
-        body = {
-            "name": f"{parent}/queues/{queue.name}",
-            "retry_config": {
-                "max_attempts": queue.max_attempts,
-                "min_backoff": duration_pb2.Duration(
-                    nanos=int(queue.min_backoff_seconds * 1e9) % 10**9, seconds=int(queue.min_backoff_seconds)
-                ),
-                "max_backoff": duration_pb2.Duration(seconds=int(queue.max_backoff_seconds)),
-                "max_doublings": queue.max_doublings,
-            },
-            "rate_limits": {
-                "max_dispatches_per_second": queue.max_dispatches_per_second,
-                "max_concurrent_dispatches": queue.max_concurrent_dispatches,
-            },
-        }
+        body = tasks_v2.Queue(
+            name=f"{parent}/queues/{queue.name}",
+            retry_config=tasks_v2.RetryConfig(
+                max_attempts=queue.max_attempts,
+                min_backoff=_duration(queue.min_backoff_seconds),
+                max_backoff=_duration(queue.max_backoff_seconds),
+                max_doublings=queue.max_doublings,
+            ),
+            rate_limits=tasks_v2.RateLimits(
+                max_dispatches_per_second=queue.max_dispatches_per_second,
+                max_concurrent_dispatches=queue.max_concurrent_dispatches,
+            ),
+        )
         try:
             tasks.create_queue(parent=parent, queue=body)
         except gexc.AlreadyExists:

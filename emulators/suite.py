@@ -337,3 +337,26 @@ def running(ports: Ports | None = None, **kwargs: object) -> Iterator[Suite]:
         yield suite
     finally:
         suite.stop()
+
+
+def check_prerequisites() -> list[str]:
+    """What is missing for the suite to start, each with what to install; empty when all is there."""
+    problems: list[str] = []
+    for check in (
+        java,
+        lambda: _jar("platform/cloud-firestore-emulator/cloud-firestore-emulator.jar", "Firestore emulator"),
+        lambda: _jar("platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar", "Pub/Sub emulator"),
+        firebase_cli,
+    ):
+        try:
+            check()
+        except MissingPrerequisite as missing:
+            problems.append(str(missing))
+    return problems
+
+
+if __name__ == "__main__":
+    missing = check_prerequisites()
+    for line in missing:
+        print(f"missing: {line}", file=sys.stderr)
+    sys.exit(2 if missing else 0)

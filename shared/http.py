@@ -43,10 +43,15 @@ class Reply:
     content_type: str = "application/json"
 
 
+def json_pointer(location: tuple[int | str, ...]) -> str:
+    """RFC 6901, as a URI fragment: '~' and '/' inside a key are escaped."""
+    return "#" + "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in location)
+
+
 def validation_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, Any]]:
     return [
         {
-            "pointer": "#/" + "/".join(str(part) for part in err["loc"]) if err["loc"] else "#",
+            "pointer": json_pointer(err["loc"]),
             "detail": err["msg"],
             "type": err["type"],
             **({"in": prefix} if prefix else {}),
@@ -226,7 +231,8 @@ class HttpApp:
             reply = route.handler(context)
         except Problem as problem:
             body = json.dumps(problem.to_dict(request.path))
-            store.complete(scope, key, StoredReply(problem.status, body, {"Content-Type": PROBLEM_TYPE}))
+            headers = {**problem.headers, "Content-Type": PROBLEM_TYPE}
+            store.complete(scope, key, StoredReply(problem.status, body, headers))
             raise
         except Exception:
             store.complete(scope, key, StoredReply(500, "", {}))

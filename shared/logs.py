@@ -27,6 +27,8 @@ def _mask(key: str, value: Any) -> Any:
         return "[redacted]"
     if isinstance(value, dict):
         return {k: _mask(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask(key, item) for item in value]
     return value
 
 

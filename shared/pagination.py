@@ -44,16 +44,16 @@ def encode_cursor(order_value: Any, doc_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[Any, str]:
+    invalid = "The cursor is not valid: pass next_cursor from a previous page unchanged."
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, doc_id = json.loads(raw)
+        decoded = _decode_value(value)
     except (ValueError, TypeError) as exc:
-        raise bad_request(
-            "The cursor is not valid: pass next_cursor from a previous page unchanged."
-        ) from exc
+        raise bad_request(invalid) from exc
     if not isinstance(doc_id, str) or not doc_id or "/" in doc_id:
-        raise bad_request("The cursor is not valid: pass next_cursor from a previous page unchanged.")
-    return _decode_value(value), doc_id
+        raise bad_request(invalid)
+    return decoded, doc_id
 
 
 @dataclass(frozen=True)

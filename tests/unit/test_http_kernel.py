@@ -122,6 +122,11 @@ def build_router(calls: Calls) -> Router:
         calls.names.append("boom")
         raise RuntimeError(f"cannot reach the database with {SECRET_TEXT}")
 
+    @router.post("/tenants/{tenant_id}/throttled", permission="tenants:update")
+    def throttled(ctx: RequestContext) -> Reply:
+        calls.names.append("throttled")
+        raise Problem(429, "too-many-requests", "Slow down.", headers={"Retry-After": "30"})
+
     @router.post("/tenants", permission="tenants:create")
     def create_tenant(ctx: RequestContext) -> Reply:
         calls.names.append("create_tenant")
@@ -432,6 +437,22 @@ def test_idempotency_key_replays_the_stored_reply_without_running_the_handler_ag
     )
     problem(other, 422)
     assert calls.names == ["create_widget"]
+
+
+def test_a_replayed_problem_keeps_its_headers(calls: Calls) -> None:
+    store = MemoryIdempotency()
+    app = HttpApp(build_router(calls), FakeAuthenticator, lambda: store)
+    key = {"Idempotency-Key": "key-2"}
+
+    first = call(app, "POST", "/tenants/t-a/throttled", token="admin:t-a", body={}, headers=key)
+    second = call(app, "POST", "/tenants/t-a/throttled", token="admin:t-a", body={}, headers=key)
+
+    assert problem(first, 429) == problem(second, 429)
+    assert first.headers["Retry-After"] == "30"
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert calls.names == ["throttled"]
+    # A replay is the first answer again: its headers too.
+    assert second.headers.get("Retry-After") == "30"
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Audit API (Audit Trail Service): an append-only, tamper-evident audit trail per tenant, with alerts."""

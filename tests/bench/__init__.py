@@ -1,0 +1,16 @@
+"""`make bench`: cold start, latency and throughput of the functions, each beside a baseline.
+
+The bench starts its own emulator suite on free ports, measures, prints one table and writes
+bench-results.json at the repository root. Every figure is measured next to a baseline taken in the
+same run on the same machine (a bare functions-framework function, a raw emulator round trip), and
+reported with the ratio measured / baseline: the machine is noisy, absolute numbers mean little.
+
+Sections (run `python -m tests.bench --help` for the knobs):
+
+1. cold start of each deployable function (import + first answer) vs a hello-world function;
+2. GET /tenants/{id} latency and throughput vs a function doing one Firestore get;
+3. POST /tenants until its audit entry is queryable vs a raw Pub/Sub publish -> push round trip;
+4. sustained audit entries/s for one tenant vs raw Firestore creates/s.
+
+Every loop is bounded in count and in time; everything started is stopped by process group.
+"""

@@ -1,0 +1,7 @@
+"""`python -m tests.bench` (`make bench`)."""
+
+import sys
+
+from tests.bench.runner import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""`make build` output: every function's folder imports on its own, in a clean interpreter, the way
+Cloud Functions loads it (functions-framework, the folder as the only source), and builds no client
+at import time (cold start)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from functions.build import build
+from functions.manifest import discover
+
+PROBE = """
+import json, sys
+import functions_framework
+app = functions_framework.create_app(sys.argv[1], "main.py", "http")
+import shared.clients as clients
+created = [name for name in ("firestore_client", "publisher", "tasks_client", "secrets_client", "firebase_app")
+           if getattr(clients, name).cache_info().currsize]
+roots = tuple(sys.argv[2] + part for part in ("shared", "functions", "schemas", "emulators"))
+repo_modules = [m for m in list(sys.modules.values()) if (getattr(m, "__file__", None) or "").startswith(roots)]
+print(json.dumps({"routes": [str(r) for r in app.url_map.iter_rules()], "clients": created,
+                  "leaked": [m.__name__ for m in repo_modules]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, str]]]:
+    out = tmp_path_factory.mktemp("build")
+    return out, build(out)
+
+
+def test_the_manifest_lists_every_function_with_a_content_hash(
+    built: tuple[Path, list[dict[str, str]]],
+) -> None:
+    out, manifest = built
+    assert [entry["name"] for entry in manifest] == [spec.name for spec in discover()]
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert all(len(entry["sha256"]) == 64 for entry in manifest)
+    assert len({entry["sha256"] for entry in manifest}) == len(manifest)
+
+
+def test_rebuilding_unchanged_sources_keeps_the_hashes(
+    built: tuple[Path, list[dict[str, str]]], tmp_path: Path
+) -> None:
+    _, first = built
+    assert [e["sha256"] for e in build(tmp_path)] == [e["sha256"] for e in first]
+
+
+@pytest.mark.parametrize("spec", discover(), ids=lambda spec: spec.name)
+def test_each_artifact_imports_alone_and_creates_no_client(
+    built: tuple[Path, list[dict[str, str]]], spec: object
+) -> None:
+    out, _ = built
+    name = spec.name  # type: ignore[attr-defined]
+    folder = out / name
+    assert {p.name for p in folder.iterdir()} >= {
+        "main.py",
+        "shared",
+        "functions",
+        "schemas",
+        "requirements.txt",
+    }
+    repo = str(Path(__file__).resolve().parents[2])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.');" + PROBE, name, repo + os.sep],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["clients"] == []
+    assert report["leaked"] == [], "the artifact imported code from the repository instead of its own folder"
+    requirements = (folder / "requirements.txt").read_text()
+    assert "functions-framework" in requirements and "google-cloud-firestore" in requirements

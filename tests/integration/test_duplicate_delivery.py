@@ -1,0 +1,85 @@
+"""Every event every served API consumes, delivered twice through the real push endpoint: the second
+delivery is recognised and changes nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import requests
+
+from emulators.suite import Suite
+from functions.manifest import discover
+from shared.auth import sign_local_service_token
+from shared.catalog import load_catalog, schemas_dir
+from shared.contracts import PAYLOADS
+from shared.events import new_event
+from tests.conftest import Api, dump_firestore, eventually, push_body
+
+CATALOG = load_catalog()
+SERVED = {spec.name for spec in discover()}
+EDGES = [
+    (api, event)
+    for api in CATALOG.apis
+    if api.events_function in SERVED
+    for event in CATALOG.consumed_by(api.name)
+]
+
+
+def example(event_name: str, tenant_id: str) -> dict[str, Any]:
+    schema = json.loads((schemas_dir() / CATALOG.event(event_name).schema_path).read_text())
+    payload: dict[str, Any] = dict(schema["examples"][0])
+    if "tenant_id" in payload:
+        payload["tenant_id"] = tenant_id
+    return payload
+
+
+def quiescent(db: Any) -> dict[str, Any]:
+    """Wait until asynchronous consequences (published events, their consumers) have settled."""
+    previous: dict[str, Any] = {}
+
+    def settled() -> dict[str, Any] | None:
+        nonlocal previous
+        current = dump_firestore(db)
+        if current == previous:
+            return current
+        previous = current
+        time.sleep(0.5)
+        return None
+
+    result: dict[str, Any] = eventually(settled, timeout=30, what="the database to settle")
+    return result
+
+
+@pytest.mark.parametrize(("api", "event"), EDGES, ids=[f"{a.slug}:{e.slug}" for a, e in EDGES])
+def test_a_second_delivery_changes_nothing(
+    api: Any, event: Any, tenant_api: Api, db: Any, clean: Suite
+) -> None:
+    tenant = tenant_api.post(
+        "/tenants", json={"name": "Dup", "slug": "dup", "plan": "growth", "admin_email": "admin@dup.example"}
+    ).json()
+    payload = PAYLOADS[event.name].model_validate(example(event.name, tenant["id"]))
+    envelope = new_event(
+        payload,
+        tenant_id=tenant["id"],
+        subject=tenant["id"],
+        source_api_slug="test",
+        source="//test.example/producer" if event.is_external else None,
+    )
+    token = sign_local_service_token(
+        clean.signing_key, f"pubsub-push@{clean.project}.iam.gserviceaccount.com"
+    )
+    url = f"{clean.function_url(api.events_function)}?token={token}"
+    body = push_body(envelope.model_dump_json(), str(uuid.uuid4()), f"projects/p/subscriptions/{event.topic}")
+
+    first = requests.post(url, json=body, timeout=30)
+    assert first.status_code == 200 and first.json()["result"] == "processed", first.text
+    before = quiescent(db)
+    # A republish by the outbox relay carries a new message id: dedupe must key on the CloudEvent.
+    body["message"]["messageId"] = str(uuid.uuid4())
+    second = requests.post(url, json=body, timeout=30)
+    assert second.status_code == 200 and second.json()["result"] == "duplicate", second.text
+    assert dump_firestore(db) == before
