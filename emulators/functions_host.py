@@ -32,11 +32,23 @@ def health_app(environ: dict[str, Any], start_response: Any) -> Any:
     return Response("ok", mimetype="text/plain")(environ, start_response)
 
 
+class RootPath:
+    """`POST /<function>` reaches the function at `/`, as deployed (Pub/Sub push follows no redirect)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("PATH_INFO"):
+            environ["PATH_INFO"] = "/"
+        return self.app(environ, start_response)
+
+
 def build_app() -> Any:
     mounts: dict[str, Any] = {}
     for spec in discover():
         app = functions_framework.create_app(spec.name, str(spec.source), "http")  # type: ignore[no-untyped-call]
-        mounts[f"/{spec.name}"] = app
+        mounts[f"/{spec.name}"] = RootPath(app)
     mounts["/_health"] = health_app
     return DispatcherMiddleware(health_app, mounts)
 

@@ -24,7 +24,7 @@ BACKSTOP_EXTRA_ATTEMPTS = 5
 
 
 def _duration(seconds: float) -> duration_pb2.Duration:
-    return duration_pb2.Duration(seconds=int(seconds), nanos=int(round(seconds % 1 * 1e9)))
+    return duration_pb2.Duration(seconds=int(seconds), nanos=round(seconds % 1 * 1e9))
 
 
 @dataclass

@@ -294,6 +294,7 @@ class Suite:
         self.env["FIREBASE_AUTH_EMULATOR_HOST"] = f"{HOST}:{self.ports.auth}"
 
     def _start_functions(self) -> None:
+        self.env["CMP_FUNCTIONS_BASE_URL"] = self.functions_url  # where Cloud Tasks targets point
         proc, log = self._spawn(
             "functions",
             [

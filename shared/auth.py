@@ -9,6 +9,7 @@ as a bearer header by the Tasks emulator and as the `token` query parameter of p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,11 +103,21 @@ class ServiceAuthenticator:
             raise unauthenticated("The service token is not valid.") from exc
         return claims
 
+    def _audience(self, url: str) -> str:
+        """Tasks and push tokens are minted for the function's URL (shared.tasks, Terraform): without a
+        configured audience, take it from K_SERVICE (the deployed function's name), else the request."""
+        if self.settings.service_audience:
+            return self.settings.service_audience
+        service = os.environ.get("K_SERVICE")
+        if service:
+            return self.settings.function_url(service)
+        return url.split("?", 1)[0]
+
     def _verify_oidc(self, token: str, url: str) -> dict[str, Any]:
         from google.auth.transport import requests as google_requests
         from google.oauth2 import id_token
 
-        audience = self.settings.service_audience or url.split("?", 1)[0]
+        audience = self._audience(url)
         try:
             claims: dict[str, Any] = id_token.verify_oauth2_token(  # type: ignore[no-untyped-call]
                 token, google_requests.Request(), audience=audience

@@ -39,7 +39,11 @@ class Platform:
     def db(self) -> firestore.Client:
         from shared.clients import firestore_client
 
-        return firestore_client()
+        if self.settings is get_settings():
+            return firestore_client()
+        from google.cloud import firestore
+
+        return firestore.Client(project=self.settings.project_id)
 
     def publisher(self) -> Publisher:
         if self._publisher is not None:

@@ -107,8 +107,9 @@ class SealScheduler:
     """Asks for one seal per tenant per time bucket with a NAMED task, so any number of entries in a
     bucket cost one task (Cloud Tasks answers ALREADY_EXISTS to the rest).
 
-    The task of bucket B runs one second after B ends, so it finds every entry recorded in B. This
-    instance also remembers the buckets it already asked for, to skip the round trip.
+    The task of bucket B runs one second after B ends, so it finds the entries recorded in B (one whose
+    commit is slower waits for a later seal or the sweep). This instance also remembers which tenants it
+    asked for in the current bucket, to skip the round trip.
     """
 
     def __init__(self, queue: TaskQueue, bucket_seconds: int = SEAL_BUCKET_SECONDS) -> None:
@@ -201,7 +202,8 @@ class AuditService:
         batch = pending[:SEAL_BATCH]
         if not batch:
             return SealResult(None, 0, 0, None)
-        entries = [entry for _, entry in batch]
+        # Keyed by document id, whatever the stored content says, so an alert maps back to its entry.
+        entries = [{**entry, "id": doc_id} for doc_id, entry in batch]
         rules = self._rules_in(tx, tenant_id)
         raised = evaluate(tenant_id, rules, entries, self._history_in(tx, tenant_id, rules, entries))
         # Reads first (Firestore transactions read before they write): a threshold alert may exist already.
@@ -271,7 +273,7 @@ class AuditService:
                 .order_by("occurred_at", direction=firestore.Query.DESCENDING)
                 .limit(HISTORY_LIMIT)
             )
-            found += [s.to_dict() or {} for s in tx.query(query)]
+            found += [{**(s.to_dict() or {}), "id": s.id} for s in tx.query(query)]
         return found
 
     def seal_and_reschedule(self, tenant_id: str) -> SealResult:

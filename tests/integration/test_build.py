@@ -20,10 +20,11 @@ import json, sys
 import functions_framework
 app = functions_framework.create_app(sys.argv[1], "main.py", "http")
 import shared.clients as clients
-created = [name for name in ("firestore_client", "publisher", "tasks_client", "secrets_client", "firebase_app")
-           if getattr(clients, name).cache_info().currsize]
+getters = ("firestore_client", "publisher", "tasks_client", "secrets_client", "firebase_app")
+created = [name for name in getters if getattr(clients, name).cache_info().currsize]
 roots = tuple(sys.argv[2] + part for part in ("shared", "functions", "schemas", "emulators"))
-repo_modules = [m for m in list(sys.modules.values()) if (getattr(m, "__file__", None) or "").startswith(roots)]
+modules = list(sys.modules.values())
+repo_modules = [m for m in modules if (getattr(m, "__file__", None) or "").startswith(roots)]
 print(json.dumps({"routes": [str(r) for r in app.url_map.iter_rules()], "clients": created,
                   "leaked": [m.__name__ for m in repo_modules]}))
 """
@@ -68,7 +69,7 @@ def test_each_artifact_imports_alone_and_creates_no_client(
     }
     repo = str(Path(__file__).resolve().parents[2])
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
-    result = subprocess.run(  # noqa: S603 - fixed argv
+    result = subprocess.run(
         [sys.executable, "-I", "-c", "import sys; sys.path.insert(0, '.');" + PROBE, name, repo + os.sep],
         cwd=folder,
         env=env,

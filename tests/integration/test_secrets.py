@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import pytest
@@ -14,7 +15,7 @@ from shared.secrets import SecretAccessor
 
 def add_secret(project: str, secret_id: str, value: str) -> None:
     client = secrets_client()
-    try:
+    with contextlib.suppress(gexc.AlreadyExists):
         client.create_secret(
             request={
                 "parent": f"projects/{project}",
@@ -22,8 +23,6 @@ def add_secret(project: str, secret_id: str, value: str) -> None:
                 "secret": {"replication": {"automatic": {}}},
             }
         )
-    except gexc.AlreadyExists:
-        pass
     client.add_secret_version(
         request={"parent": f"projects/{project}/secrets/{secret_id}", "payload": {"data": value.encode()}}
     )
