@@ -233,13 +233,15 @@ class _Windows:
 
     def __init__(self, rule: ThresholdRule, pool: Iterable[Mapping[str, Any]]) -> None:
         self.rule = rule
-        grouped: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        grouped: dict[str, list[tuple[float, str, str]]] = defaultdict(list)
         for entry in pool:
             at = _time(entry)
             if at is not None and rule.selects(entry):
-                grouped[self.key(entry)].append((at.timestamp(), str(entry.get("id"))))
+                grouped[self.key(entry)].append(
+                    (at.timestamp(), str(entry.get("id")), _actor_id(entry) or "")
+                )
         self.items = {key: sorted(items) for key, items in grouped.items()}
-        self.stamps = {key: [stamp for stamp, _ in items] for key, items in self.items.items()}
+        self.stamps = {key: [stamp for stamp, _, _ in items] for key, items in self.items.items()}
 
     def key(self, entry: Mapping[str, Any]) -> str:
         return (_actor_id(entry) or ANY_ACTOR) if self.rule.per_actor else ANY_ACTOR
@@ -256,15 +258,20 @@ class _Windows:
         count = last - first
         if count < self.rule.min_count:
             return None
-        by = f" by {key}" if self.rule.per_actor else ""
+        # One actor behind every counted entry is named even when the rule does not count per actor.
+        actors = {actor for _, _, actor in items[first:last]}
+        actor_id = key if key != ANY_ACTOR else (actors.pop() or None) if len(actors) == 1 else None
+        by = f" by {actor_id}" if actor_id else ""
         return Alert(
             id=threshold_alert_id(tenant_id, rule_id, key, int(now // window)),
             rule_id=rule_id,
             rule_name=self.rule.name,
             severity=self.rule.severity,
             summary=f"{self.rule.name}: {count} {self.rule.action} entries{by} within {window} s"[:2000],
-            entry_ids=tuple(entry_id for _, entry_id in items[max(first, last - MAX_ALERT_ENTRY_IDS) : last]),
-            actor_id=key if key != ANY_ACTOR else None,
+            entry_ids=tuple(
+                entry_id for _, entry_id, _ in items[max(first, last - MAX_ALERT_ENTRY_IDS) : last]
+            ),
+            actor_id=actor_id,
             trigger_entry_id=str(entry.get("id")),
             occurred_at=at,
         )

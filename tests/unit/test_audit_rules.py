@@ -124,8 +124,15 @@ def test_mass_user_deactivation_needs_five_within_five_minutes() -> None:
         f"threshold\n{TENANT}\nmass-user-deactivation\n*\n{int(T0.timestamp() + 40) // 300}"
     )
     assert alert.entry_ids == ("e000", "e001", "e002", "e003", "e004")
-    assert alert.actor_id is None  # counted across actors
+    assert alert.actor_id == "usr_admin"  # counted across actors, but one actor did them all
     assert alert.trigger_entry_id == "e004"
+    assert alert.summary == "Mass user deactivation: 5 user.deactivated entries by usr_admin within 300 s"
+
+
+def test_a_threshold_counted_across_several_actors_names_none() -> None:
+    mixed = [entry(i, at=i, actor=f"usr_admin_{i % 2}") for i in range(5)]
+    [alert] = evaluate(TENANT, DEFAULT_RULES, mixed)
+    assert alert.actor_id is None
     assert alert.summary == "Mass user deactivation: 5 user.deactivated entries within 300 s"
 
 
