@@ -169,3 +169,36 @@ def push_body(
         },
         "subscription": subscription,
     }
+
+
+def quiescent(db: Any, settle_seconds: float = 0.5) -> dict[str, Any]:
+    """Wait until asynchronous consequences (published events, their consumers) have settled, and
+    return the database as it then is."""
+    previous: dict[str, Any] = {}
+
+    def settled() -> dict[str, Any] | None:
+        nonlocal previous
+        current = dump_firestore(db)
+        if current == previous:
+            return current
+        previous = current
+        time.sleep(settle_seconds)
+        return None
+
+    result: dict[str, Any] = eventually(settled, timeout=30, what="the database to settle")
+    return result
+
+
+@pytest.fixture
+def paused_sealing(clean: Suite) -> Iterator[None]:
+    """Hold the audit seal queue, so no seal rewrites entries while a test compares the database."""
+    from shared.clients import tasks_client
+    from shared.config import get_settings
+
+    settings = get_settings()
+    name = f"projects/{clean.project}/locations/{settings.location}/queues/audit-seal"
+    tasks_client().pause_queue(name=name)
+    try:
+        yield
+    finally:
+        tasks_client().resume_queue(name=name)

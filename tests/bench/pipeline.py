@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
@@ -92,13 +93,15 @@ class RawPath:
         return arrivals[key] - sent
 
 
-def create_push_topic(project: str, endpoint: str) -> tuple[str, str]:
-    """A fresh topic and push subscription (as provision() makes them); returns their paths."""
+@contextmanager
+def push_topic(project: str, endpoint: str) -> Iterator[str]:
+    """A fresh topic and push subscription (ordering on, as provision() makes them), deleted after."""
     name = f"bench-raw-{secrets.token_hex(4)}"
     topic = f"projects/{project}/topics/{name}"
     subscription = f"projects/{project}/subscriptions/{name}"
-    pubsub_v1.PublisherClient().create_topic(name=topic)
-    pubsub_v1.SubscriberClient().create_subscription(
+    publisher_admin, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    publisher_admin.create_topic(name=topic)
+    subscriber.create_subscription(
         request={
             "name": subscription,
             "topic": topic,
@@ -107,7 +110,11 @@ def create_push_topic(project: str, endpoint: str) -> tuple[str, str]:
             "push_config": {"push_endpoint": endpoint},
         }
     )
-    return topic, subscription
+    try:
+        yield topic
+    finally:
+        subscriber.delete_subscription(subscription=subscription)
+        publisher_admin.delete_topic(topic=topic)
 
 
 def operator_reads_audit(bench: Bench) -> bool:
@@ -129,18 +136,18 @@ def run(bench: Bench, report: Report, count: int, timeout: float) -> None:
     session = requests.Session()
     try:
         first_answer(recorder, Probe("GET", "/", "GET /"))
-        topic, _ = create_push_topic(bench.suite.project, recorder.url + "/")
-        raw = RawPath(recorder, session, topic)
         platform = PlatformPath(bench, session, operator_reads_audit(bench), []) if has_audit else None
         raw_samples: list[float] = []
         platform_samples: list[float] = []
-        for i in range(WARMUP + count):  # interleaved, so a slow patch of the machine hits both
-            raw_latency = raw.once(timeout)
-            platform_latency = platform.once(timeout) if platform else None
-            if i >= WARMUP:
-                raw_samples.append(raw_latency)
-                if platform_latency is not None:
-                    platform_samples.append(platform_latency)
+        with push_topic(bench.suite.project, recorder.url + "/") as topic:
+            raw = RawPath(recorder, session, topic)
+            for i in range(WARMUP + count):  # interleaved, so a slow patch of the machine hits both
+                raw_latency = raw.once(timeout)
+                platform_latency = platform.once(timeout) if platform else None
+                if i >= WARMUP:
+                    raw_samples.append(raw_latency)
+                    if platform_latency is not None:
+                        platform_samples.append(platform_latency)
     finally:
         session.close()
         bench.fleet.stop(recorder)

@@ -4,7 +4,6 @@ delivery is recognised and changes nothing."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
@@ -17,7 +16,7 @@ from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog, schemas_dir
 from shared.contracts import PAYLOADS
 from shared.events import new_event
-from tests.conftest import Api, dump_firestore, eventually, push_body
+from tests.conftest import Api, dump_firestore, push_body, quiescent
 
 CATALOG = load_catalog()
 SERVED = {spec.name for spec in discover()}
@@ -37,23 +36,7 @@ def example(event_name: str, tenant_id: str) -> dict[str, Any]:
     return payload
 
 
-def quiescent(db: Any) -> dict[str, Any]:
-    """Wait until asynchronous consequences (published events, their consumers) have settled."""
-    previous: dict[str, Any] = {}
-
-    def settled() -> dict[str, Any] | None:
-        nonlocal previous
-        current = dump_firestore(db)
-        if current == previous:
-            return current
-        previous = current
-        time.sleep(0.5)
-        return None
-
-    result: dict[str, Any] = eventually(settled, timeout=30, what="the database to settle")
-    return result
-
-
+@pytest.mark.usefixtures("paused_sealing")
 @pytest.mark.parametrize(("api", "event"), EDGES, ids=[f"{a.slug}:{e.slug}" for a, e in EDGES])
 def test_a_second_delivery_changes_nothing(
     api: Any, event: Any, tenant_api: Api, db: Any, clean: Suite

@@ -218,7 +218,7 @@ def test_recording_asks_for_a_seal_before_it_writes_the_entry() -> None:
     assert [kind for kind, _ in log] == ["enqueue", "create"]
     path, payload, name, due = log[0][1]
     assert path == "/seal" and payload == {"tenant_id": TENANT}
-    assert name.startswith(f"seal-{TENANT}-")
+    assert f"-seal-{TENANT}-" in name
     now = log[1][1][1]["recorded_at"].timestamp()
     bucket_end = (int(now) // 2 + 1) * 2
     assert due.timestamp() == bucket_end + 1  # one second after the 2 s bucket ends
