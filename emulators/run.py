@@ -112,6 +112,7 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)  # also when started with SIGINT ignored (nohup, &)
     suite = Suite(Ports.fixed())
     try:
         print("Starting the emulators and functions (the Auth emulator takes ~15 s)...", flush=True)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from google.cloud import pubsub_v1
 
 from emulators import identity
 from emulators.provision import PUSH_SERVICE_ACCOUNT
@@ -71,8 +74,6 @@ def redirected_push_endpoints(suite: Suite, functions: list[FunctionSpec]) -> li
 def repoint_push_subscriptions(suite: Suite, catalog: Catalog, functions: set[str]) -> int:
     """Point each push subscription of `functions` at `<host>/<function>/?token=...` (with the slash,
     which the functions host serves without a redirect). Returns how many were repointed."""
-    from google.cloud import pubsub_v1
-
     subscriber = pubsub_v1.SubscriberClient()
     token = sign_local_service_token(
         suite.signing_key, PUSH_SERVICE_ACCOUNT.format(project=suite.project), ttl_seconds=24 * 3600
@@ -173,3 +174,27 @@ def push_body(project: str, event: CatalogEvent, api: Api, cloud_event: CloudEve
         },
         "subscription": f"projects/{project}/subscriptions/{event.push_subscription(api)}",
     }
+
+
+@contextmanager
+def push_topic(project: str, endpoint: str) -> Iterator[str]:
+    """A fresh topic and push subscription (ordering on, as provision() makes them), deleted after."""
+    name = f"bench-raw-{secrets.token_hex(4)}"
+    topic = f"projects/{project}/topics/{name}"
+    subscription = f"projects/{project}/subscriptions/{name}"
+    publisher_admin, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    publisher_admin.create_topic(name=topic)
+    subscriber.create_subscription(
+        request={
+            "name": subscription,
+            "topic": topic,
+            "ack_deadline_seconds": 60,
+            "enable_message_ordering": True,
+            "push_config": {"push_endpoint": endpoint},
+        }
+    )
+    try:
+        yield topic
+    finally:
+        subscriber.delete_subscription(subscription=subscription)
+        publisher_admin.delete_topic(topic=topic)

@@ -9,18 +9,15 @@ topic whose push subscription (ordering on) points at a bare function that recor
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
-from google.cloud import pubsub_v1
 
 from emulators import identity
 from shared.clients import publisher
-from tests.bench.context import Bench, bearer, create_tenant, new_slug
+from tests.bench.context import Bench, bearer, create_tenant, new_slug, push_topic
 from tests.bench.measure import Measurement, Report, Stats, ms
 from tests.bench.procs import Probe, Served, first_answer, write_baseline
 
@@ -91,30 +88,6 @@ class RawPath:
         publisher().publish(self.topic, b'{"bench": true}', ordering_key="bench", seq=key).result(timeout=30)
         poll_until(arrived, started, timeout)
         return arrivals[key] - sent
-
-
-@contextmanager
-def push_topic(project: str, endpoint: str) -> Iterator[str]:
-    """A fresh topic and push subscription (ordering on, as provision() makes them), deleted after."""
-    name = f"bench-raw-{secrets.token_hex(4)}"
-    topic = f"projects/{project}/topics/{name}"
-    subscription = f"projects/{project}/subscriptions/{name}"
-    publisher_admin, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    publisher_admin.create_topic(name=topic)
-    subscriber.create_subscription(
-        request={
-            "name": subscription,
-            "topic": topic,
-            "ack_deadline_seconds": 60,
-            "enable_message_ordering": True,
-            "push_config": {"push_endpoint": endpoint},
-        }
-    )
-    try:
-        yield topic
-    finally:
-        subscriber.delete_subscription(subscription=subscription)
-        publisher_admin.delete_topic(topic=topic)
 
 
 def operator_reads_audit(bench: Bench) -> bool:
