@@ -9,12 +9,13 @@ One process keeps the suite light on a laptop; the cold start of each function i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
 import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
-from werkzeug.serving import WSGIRequestHandler, run_simple
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
 
 from functions.manifest import discover
@@ -60,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the functions host binds to loopback only")
-    app = build_app()
-    print(f"READY {args.host}:{args.port}", flush=True)
-    run_simple(
-        args.host, args.port, app, threaded=True, use_reloader=False, request_handler=QuietQueryHandler
-    )
+    server = make_server(args.host, args.port, build_app(), threaded=True, request_handler=QuietQueryHandler)
+    # Cloud Tasks targets point back here; settings are read on each function's first request.
+    os.environ.setdefault("CMP_FUNCTIONS_BASE_URL", f"http://{args.host}:{server.server_port}")
+    print(f"READY {args.host}:{server.server_port}", flush=True)
+    server.serve_forever()
     return 0
 
 

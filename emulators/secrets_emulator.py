@@ -35,14 +35,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import logging
 import re
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -50,12 +47,11 @@ import grpc
 from google.cloud import secretmanager_v1
 from google.protobuf import empty_pb2
 
+from emulators.grpc_base import LOOPBACK_HOST, LoopbackGrpcEmulator, RpcError, serve_cli, unary_method
+
 __all__ = ["SERVICE_NAME", "SecretsEmulator", "crc32c", "main"]
 
-logger = logging.getLogger(__name__)
-
 SERVICE_NAME = "google.cloud.secretmanager.v1.SecretManagerService"
-LOOPBACK_HOST = "127.0.0.1"
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_PAGE_SIZE = 25000
 
@@ -96,34 +92,19 @@ def crc32c(data: bytes) -> int:
     return crc ^ 0xFFFFFFFF
 
 
-class _RpcError(Exception):
-    """Raised inside handlers; turned into a real gRPC status by the handler wrapper."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _check_loopback_host(host: str) -> None:
-    """Refuse anything but 127.0.0.1: the emulator has no auth and holds secrets."""
-    if host != LOOPBACK_HOST:
-        raise ValueError(f"emulator must bind to {LOOPBACK_HOST} only (got {host!r}); it has no auth")
-
-
 def _page(keys: list[str], page_size: int, page_token: str) -> tuple[list[str], str]:
     """Page over already ordered keys; the token is the last key returned (opaque to callers)."""
     if page_size < 0:
-        raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
     size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
     start = 0
     if page_token:
         try:
             after = base64.urlsafe_b64decode(page_token.encode()).decode()
         except (binascii.Error, UnicodeDecodeError) as exc:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token") from exc
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token") from exc
         if after not in keys:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token")
         start = keys.index(after) + 1
     chunk = keys[start : start + size]
     more = start + size < len(keys)
@@ -156,137 +137,72 @@ class _Secret:
         return str(self.pb.name)
 
 
-class SecretsEmulator:
+class SecretsEmulator(LoopbackGrpcEmulator):
     """Secret Manager v1 gRPC emulator. ``start()`` returns the bound port; ``stop()`` shuts it down."""
 
+    service_name = SERVICE_NAME
+    display_name = "Secret Manager"
+
     def __init__(self, host: str = LOOPBACK_HOST, port: int = 0) -> None:
-        _check_loopback_host(host)
-        self._host = host
-        self._requested_port = port
+        super().__init__(host, port)
         self._lock = threading.Lock()
         self._secrets: dict[str, _Secret] = {}
-        self._server: Any = None
-        self._port: int | None = None
 
-    # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("emulator not started")
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``127.0.0.1:PORT``, ready for ``grpc.insecure_channel``."""
-        return f"{self._host}:{self.port}"
-
-    def start(self) -> int:
-        if self._server is not None:
-            raise RuntimeError("emulator already started")
-        # so_reuseport off: otherwise a second emulator could silently share the port.
-        server = grpc.server(ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers((self._generic_handler(),))
-        try:
-            port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
-        except RuntimeError as exc:
-            raise OSError(f"cannot bind {self._host}:{self._requested_port}: {exc}") from exc
-        if not port:
-            raise OSError(f"cannot bind {self._host}:{self._requested_port}")
-        server.start()
-        self._server = server
-        self._port = int(port)
-        logger.info("Secret Manager emulator serving on %s:%d", self._host, port)
-        return self._port
-
-    def stop(self, grace: float = 0.5) -> None:
-        if self._server is None:
-            return
-        self._server.stop(grace).wait()
-        self._server = None
+    def _on_stop(self) -> None:
         with self._lock:
             # Drop payloads promptly; nothing outlives the process anyway.
             self._secrets.clear()
 
-    def __enter__(self) -> SecretsEmulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ gRPC plumbing
 
-    def _generic_handler(self) -> Any:
-        def unary(fn: Callable[[Any], Any], request_cls: Any, serializer: Callable[[Any], bytes]) -> Any:
-            def handler(request: Any, context: Any) -> Any:
-                try:
-                    return fn(request)
-                except _RpcError as err:
-                    context.abort(err.code, err.message)
-                    raise AssertionError("unreachable: context.abort raises") from err
-
-            return grpc.unary_unary_rpc_method_handler(
-                handler, request_deserializer=request_cls.deserialize, response_serializer=serializer
-            )
-
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        unary = unary_method
         sm = secretmanager_v1
         secret_out = sm.Secret.serialize
         version_out = sm.SecretVersion.serialize
-        return grpc.method_handlers_generic_handler(
-            SERVICE_NAME,
-            {
-                "CreateSecret": unary(self._create_secret, sm.CreateSecretRequest, secret_out),
-                "GetSecret": unary(self._get_secret, sm.GetSecretRequest, secret_out),
-                "ListSecrets": unary(
-                    self._list_secrets, sm.ListSecretsRequest, sm.ListSecretsResponse.serialize
-                ),
-                "DeleteSecret": unary(
-                    self._delete_secret, sm.DeleteSecretRequest, empty_pb2.Empty.SerializeToString
-                ),
-                "AddSecretVersion": unary(self._add_version, sm.AddSecretVersionRequest, version_out),
-                "GetSecretVersion": unary(self._get_version, sm.GetSecretVersionRequest, version_out),
-                "AccessSecretVersion": unary(
-                    self._access_version,
-                    sm.AccessSecretVersionRequest,
-                    sm.AccessSecretVersionResponse.serialize,
-                ),
-                "ListSecretVersions": unary(
-                    self._list_versions, sm.ListSecretVersionsRequest, sm.ListSecretVersionsResponse.serialize
-                ),
-                "DisableSecretVersion": unary(
-                    self._disable_version, sm.DisableSecretVersionRequest, version_out
-                ),
-                "EnableSecretVersion": unary(
-                    self._enable_version, sm.EnableSecretVersionRequest, version_out
-                ),
-                "DestroySecretVersion": unary(
-                    self._destroy_version, sm.DestroySecretVersionRequest, version_out
-                ),
-            },
-        )
+        return {
+            "CreateSecret": unary(self._create_secret, sm.CreateSecretRequest, secret_out),
+            "GetSecret": unary(self._get_secret, sm.GetSecretRequest, secret_out),
+            "ListSecrets": unary(self._list_secrets, sm.ListSecretsRequest, sm.ListSecretsResponse.serialize),
+            "DeleteSecret": unary(
+                self._delete_secret, sm.DeleteSecretRequest, empty_pb2.Empty.SerializeToString
+            ),
+            "AddSecretVersion": unary(self._add_version, sm.AddSecretVersionRequest, version_out),
+            "GetSecretVersion": unary(self._get_version, sm.GetSecretVersionRequest, version_out),
+            "AccessSecretVersion": unary(
+                self._access_version,
+                sm.AccessSecretVersionRequest,
+                sm.AccessSecretVersionResponse.serialize,
+            ),
+            "ListSecretVersions": unary(
+                self._list_versions, sm.ListSecretVersionsRequest, sm.ListSecretVersionsResponse.serialize
+            ),
+            "DisableSecretVersion": unary(self._disable_version, sm.DisableSecretVersionRequest, version_out),
+            "EnableSecretVersion": unary(self._enable_version, sm.EnableSecretVersionRequest, version_out),
+            "DestroySecretVersion": unary(self._destroy_version, sm.DestroySecretVersionRequest, version_out),
+        }
 
     # ------------------------------------------------------------------ lookups (caller holds _lock)
 
     def _secret_or_404(self, name: str) -> _Secret:
         if not _SECRET_RE.match(name):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid secret name {name!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid secret name {name!r}")
         secret = self._secrets.get(name)
         if secret is None:
-            raise _RpcError(grpc.StatusCode.NOT_FOUND, f"Secret [{name}] not found.")
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"Secret [{name}] not found.")
         return secret
 
     def _version_or_404(self, name: str, *, aliases: bool) -> tuple[_Secret, _Version]:
         match = _VERSION_RE.match(name)
         if not match:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid secret version name {name!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid secret version name {name!r}")
         secret = self._secret_or_404(match.group(1))
         version_id = match.group(2)
         number: int | None = None
         if version_id.isdigit():
             number = int(version_id)
         elif not aliases:
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT, f"version id must be numeric, got {version_id!r}"
             )
         elif version_id == "latest":
@@ -296,13 +212,13 @@ class SecretsEmulator:
             number = int(secret.pb.version_aliases[version_id])
         version = secret.versions.get(number) if number is not None else None
         if version is None:
-            raise _RpcError(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"Secret Version [{name}] not found.")
         return secret, version
 
     @staticmethod
     def _check_etag(given: str, current: str) -> None:
         if given and given != current:
-            raise _RpcError(grpc.StatusCode.ABORTED, "etag does not match the current etag of the resource")
+            raise RpcError(grpc.StatusCode.ABORTED, "etag does not match the current etag of the resource")
 
     # ------------------------------------------------------------------ views
 
@@ -336,9 +252,9 @@ class SecretsEmulator:
         parent = str(request.parent)
         secret_id = str(request.secret_id)
         if not _PARENT_RE.match(parent):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
         if not _SECRET_ID_RE.match(secret_id):
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "secret_id must be 1-255 letters, digits, underscores or hyphens",
             )
@@ -346,12 +262,12 @@ class SecretsEmulator:
         regional = "/locations/" in parent
         has_replication = requested.HasField("replication")
         if not regional and not has_replication:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "Secret.replication must be specified.")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "Secret.replication must be specified.")
         if regional and has_replication:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "regional secrets must not set replication")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "regional secrets must not set replication")
         for alias, number in requested.version_aliases.items():
             if alias == "latest" or alias.isdigit() or number < 1:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid version alias {alias!r}")
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid version alias {alias!r}")
         name = f"{parent}/secrets/{secret_id}"
         pb = _SecretPb()
         pb.CopyFrom(requested)
@@ -361,7 +277,7 @@ class SecretsEmulator:
         pb.etag = f'"{now:x}"'
         with self._lock:
             if name in self._secrets:
-                raise _RpcError(grpc.StatusCode.ALREADY_EXISTS, f"Secret [{name}] already exists.")
+                raise RpcError(grpc.StatusCode.ALREADY_EXISTS, f"Secret [{name}] already exists.")
             secret = _Secret(pb=pb)
             self._secrets[name] = secret
             return self._secret_view(secret)
@@ -373,12 +289,12 @@ class SecretsEmulator:
     def _list_secrets(self, request: Any) -> Any:
         parent = str(request.parent)
         if not _PARENT_RE.match(parent):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
         name_filter: str | None = None
         if request.filter:
             match = _NAME_FILTER_RE.match(request.filter)
             if not match:
-                raise _RpcError(
+                raise RpcError(
                     grpc.StatusCode.INVALID_ARGUMENT, "only 'name:SUBSTRING' filters are supported"
                 )
             name_filter = match.group(1)
@@ -409,11 +325,11 @@ class SecretsEmulator:
         payload = secretmanager_v1.SecretPayload.pb(request.payload)
         data = bytes(payload.data)
         if len(data) > MAX_PAYLOAD_BYTES:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"payload exceeds {MAX_PAYLOAD_BYTES} bytes")
         checksum = crc32c(data)
         client_checksum = payload.HasField("data_crc32c")
         if client_checksum and payload.data_crc32c != checksum:
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT, "Checksum mismatch: data_crc32c does not match data"
             )
         with self._lock:
@@ -439,7 +355,7 @@ class SecretsEmulator:
             secret, version = self._version_or_404(str(request.name), aliases=True)
             if version.state != _ENABLED or version.payload is None:
                 state = _State(version.state).name
-                raise _RpcError(
+                raise RpcError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Secret Version [{secret.name}/versions/{version.number}] is in {state} state.",
                 )
@@ -453,7 +369,7 @@ class SecretsEmulator:
         if request.filter:
             match = _STATE_FILTER_RE.match(request.filter)
             if not match or match.group(1) not in _State.__members__:
-                raise _RpcError(
+                raise RpcError(
                     grpc.StatusCode.INVALID_ARGUMENT, "only 'state:ENABLED|DISABLED|DESTROYED' filters"
                 )
             state_filter = int(_State.__members__[match.group(1)])
@@ -477,7 +393,7 @@ class SecretsEmulator:
             secret, version = self._version_or_404(str(request.name), aliases=False)
             self._check_etag(str(request.etag), version.etag)
             if version.state == _DESTROYED:
-                raise _RpcError(
+                raise RpcError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"Secret Version [{secret.name}/versions/{version.number}] is in DESTROYED state.",
                 )
@@ -502,37 +418,16 @@ class SecretsEmulator:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: serve until SIGTERM/SIGINT, printing ``READY 127.0.0.1:PORT`` once the port is bound."""
-    parser = argparse.ArgumentParser(
-        prog="python -m emulators.secrets_emulator", description="Local Secret Manager v1 gRPC emulator."
+    return serve_cli(
+        argv,
+        prog="python -m emulators.secrets_emulator",
+        description="Local Secret Manager v1 gRPC emulator.",
+        build_emulator=_emulator_from_args,
     )
-    parser.add_argument("--host", default=LOOPBACK_HOST, help="must be 127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see the READY line)")
-    parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    try:
-        emulator = SecretsEmulator(args.host, args.port)
-    except ValueError as exc:
-        parser.error(str(exc))
 
-    stopped = threading.Event()
 
-    def on_signal(signum: int, frame: object) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        emulator.start()
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"READY {emulator.address}", flush=True)
-    try:
-        stopped.wait()
-    finally:
-        emulator.stop()
-    return 0
+def _emulator_from_args(args: argparse.Namespace) -> SecretsEmulator:
+    return SecretsEmulator(args.host, args.port)
 
 
 if __name__ == "__main__":

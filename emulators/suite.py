@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -130,7 +131,8 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        """0 everywhere: each piece gets a free port when it starts (the actual one is recorded)."""
+        return cls(0, 0, 0, 0, 0, 0)
 
 
 @dataclass
@@ -185,14 +187,14 @@ class Suite:
         try:
             self._start_firestore()
             self._start_pubsub()
-            self._start_python_emulator(
+            self.ports.tasks = self._start_python_emulator(
                 "tasks",
                 "emulators.tasks_emulator",
                 self.ports.tasks,
                 "CLOUD_TASKS_EMULATOR_HOST",
                 ["--signing-key", self.signing_key],
             )
-            self._start_python_emulator(
+            self.ports.secrets = self._start_python_emulator(
                 "secrets",
                 "emulators.secrets_emulator",
                 self.ports.secrets,
@@ -208,6 +210,20 @@ class Suite:
         os.environ.update(self.env)
         return self
 
+    def _on_free_port(self, requested: int, start: Callable[[int], None]) -> int:
+        """Start on `requested`, or on a free port; a free port taken by someone else in between
+        (the process dies at start) is retried on another one."""
+        attempts = 1 if requested else 3
+        for attempt in range(attempts):
+            port = requested or free_port()
+            try:
+                start(port)
+                return port
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     def _reuse(self, variable: str) -> bool:
         value = os.environ.get(variable)
         if value:
@@ -219,41 +235,51 @@ class Suite:
         if self._reuse("FIRESTORE_EMULATOR_HOST"):
             return
         jar = _jar("platform/cloud-firestore-emulator/cloud-firestore-emulator.jar", "Firestore emulator")
-        proc, log = self._spawn(
-            "firestore",
-            [
-                java(),
-                "-cp",
-                str(jar),
-                "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
-                "start",
-                f"--host={HOST}",
-                f"--port={self.ports.firestore}",
-            ],
-        )
-        wait_until(http_ok(f"http://{HOST}:{self.ports.firestore}/"), "Firestore emulator", 60, proc, log)
+        main = "com.google.cloud.datastore.emulator.firestore.CloudFirestore"
+
+        def start(port: int) -> None:
+            argv = [java(), "-cp", str(jar), main, "start", f"--host={HOST}", f"--port={port}"]
+            proc, log = self._spawn("firestore", argv)
+            wait_until(http_ok(f"http://{HOST}:{port}/"), "Firestore emulator", 60, proc, log)
+
+        self.ports.firestore = self._on_free_port(self.ports.firestore, start)
         self.env["FIRESTORE_EMULATOR_HOST"] = f"{HOST}:{self.ports.firestore}"
 
     def _start_pubsub(self) -> None:
         if self._reuse("PUBSUB_EMULATOR_HOST"):
             return
         jar = _jar("platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar", "Pub/Sub emulator")
-        proc, log = self._spawn(
-            "pubsub", [java(), "-jar", str(jar), f"--host={HOST}", f"--port={self.ports.pubsub}"]
-        )
-        wait_until(http_ok(f"http://{HOST}:{self.ports.pubsub}/"), "Pub/Sub emulator", 60, proc, log)
+
+        def start(port: int) -> None:
+            proc, log = self._spawn("pubsub", [java(), "-jar", str(jar), f"--host={HOST}", f"--port={port}"])
+            wait_until(http_ok(f"http://{HOST}:{port}/"), "Pub/Sub emulator", 60, proc, log)
+
+        self.ports.pubsub = self._on_free_port(self.ports.pubsub, start)
         self.env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{self.ports.pubsub}"
+
+    def _start_python(self, name: str, module: str, port: int, extra: list[str], env: dict[str, str]) -> int:
+        """Start one of our Python servers; port 0 lets it bind any free port, read off its READY line."""
+        proc, log = self._spawn(
+            name, [sys.executable, "-m", module, "--host", HOST, "--port", str(port), *extra], env=env
+        )
+        ready = re.compile(r"^READY \S+:(\d+)$", re.MULTILINE)
+
+        def bound() -> bool:
+            return ready.search(log.read_text(errors="replace")) is not None
+
+        wait_until(bound, name, 60, proc, log)
+        found = ready.search(log.read_text(errors="replace"))
+        assert found is not None
+        return int(found.group(1))
 
     def _start_python_emulator(
         self, name: str, module: str, port: int, variable: str, extra: list[str]
-    ) -> None:
+    ) -> int:
         if self._reuse(variable):
-            return
-        proc, log = self._spawn(
-            name, [sys.executable, "-m", module, "--host", HOST, "--port", str(port), *extra]
-        )
-        wait_until(lambda: "READY" in log.read_text(errors="replace"), f"{name} emulator", 30, proc, log)
+            return port
+        port = self._start_python(f"{name} emulator", module, port, extra, {})
         self.env[variable] = f"{HOST}:{port}"
+        return port
 
     def _start_auth(self) -> None:
         if self._reuse("FIREBASE_AUTH_EMULATOR_HOST"):
@@ -262,22 +288,17 @@ class Suite:
         config_dir = self.log_dir / "firebase"
         config_dir.mkdir(exist_ok=True)
         config = config_dir / "firebase.json"
-        config.write_text(
-            json.dumps(
-                {
-                    "emulators": {
-                        "auth": {"host": HOST, "port": self.ports.auth},
-                        "ui": {"enabled": False},
-                        "hub": {"host": HOST, "port": free_port()},
-                        "logging": {"host": HOST, "port": free_port()},
-                        "singleProjectMode": True,
-                    }
-                }
-            )
-        )
-        proc, log = self._spawn(
-            "auth",
-            [
+
+        def start(port: int) -> None:
+            emulators = {
+                "auth": {"host": HOST, "port": port},
+                "ui": {"enabled": False},
+                "hub": {"host": HOST, "port": free_port()},
+                "logging": {"host": HOST, "port": free_port()},
+                "singleProjectMode": True,
+            }
+            config.write_text(json.dumps({"emulators": emulators}))
+            argv = [
                 str(cli),
                 "emulators:start",
                 "--only",
@@ -286,29 +307,24 @@ class Suite:
                 self.project,
                 "--config",
                 str(config),
-            ],
-            env={"CI": "true", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "HOME": str(config_dir)},
-            cwd=config_dir,
-        )
-        wait_until(http_ok(f"http://{HOST}:{self.ports.auth}/"), "Firebase Auth emulator", 90, proc, log)
+            ]
+            proc, log = self._spawn(
+                "auth",
+                argv,
+                env={"CI": "true", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "HOME": str(config_dir)},
+                cwd=config_dir,
+            )
+            wait_until(http_ok(f"http://{HOST}:{port}/"), "Firebase Auth emulator", 90, proc, log)
+
+        self.ports.auth = self._on_free_port(self.ports.auth, start)
         self.env["FIREBASE_AUTH_EMULATOR_HOST"] = f"{HOST}:{self.ports.auth}"
 
     def _start_functions(self) -> None:
-        self.env["CMP_FUNCTIONS_BASE_URL"] = self.functions_url  # where Cloud Tasks targets point
-        proc, log = self._spawn(
-            "functions",
-            [
-                sys.executable,
-                "-m",
-                "emulators.functions_host",
-                "--host",
-                HOST,
-                "--port",
-                str(self.ports.functions),
-            ],
-            env={"PYTHONPATH": str(ROOT)},
+        self.ports.functions = self._start_python(
+            "functions host", "emulators.functions_host", self.ports.functions, [], {"PYTHONPATH": str(ROOT)}
         )
-        wait_until(http_ok(f"{self.functions_url}/_health"), "functions host", 60, proc, log)
+        # Cloud Tasks targets point here. The host reads it on each function's first request.
+        self.env["CMP_FUNCTIONS_BASE_URL"] = self.functions_url
 
     def stop(self) -> None:
         for _name, proc in reversed(self.processes):

@@ -55,13 +55,11 @@ import os
 import queue as queue_mod
 import re
 import secrets
-import signal
 import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -70,6 +68,8 @@ import jwt
 from google.cloud import tasks_v2
 from google.protobuf import empty_pb2, field_mask_pb2
 from google.rpc import code_pb2
+
+from emulators.grpc_base import LOOPBACK_HOST, LoopbackGrpcEmulator, RpcError, serve_cli, unary_method
 
 __all__ = [
     "DEFAULT_DISPATCH_DEADLINE_SECONDS",
@@ -84,7 +84,6 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "google.cloud.tasks.v2.CloudTasks"
 OIDC_ISSUER = "https://tasks-emulator.local"
-LOOPBACK_HOST = "127.0.0.1"
 SIGNING_KEY_ENV = "CMP_LOCAL_SIGNING_KEY"
 # PyJWT (and RFC 7518) want at least 32 bytes for HS256; shorter keys only produce warnings at every dispatch.
 MIN_SIGNING_KEY_BYTES = 32
@@ -130,23 +129,6 @@ _VIEW_FULL = int(tasks_v2.Task.View.FULL)
 _VIEW_BASIC = int(tasks_v2.Task.View.BASIC)
 
 
-class _RpcError(Exception):
-    """Raised inside handlers; turned into a real gRPC status by the handler wrapper."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _check_loopback_host(host: str) -> None:
-    """Refuse anything but 127.0.0.1: the emulators have no auth and must never be reachable remotely."""
-    if host != LOOPBACK_HOST:
-        raise ValueError(
-            f"emulator must bind to {LOOPBACK_HOST} only (got {host!r}); it has no authentication"
-        )
-
-
 def retry_delay_seconds(attempts: int, min_backoff: float, max_backoff: float, max_doublings: int) -> float:
     """Delay before the next attempt after ``attempts`` failed attempts (``attempts`` >= 1).
 
@@ -175,13 +157,13 @@ def _decode_page_token(token: str) -> str:
     try:
         return base64.urlsafe_b64decode(token.encode()).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token") from exc
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid page_token") from exc
 
 
 def _page(names: list[str], page_size: int, page_token: str, max_page: int) -> tuple[list[str], str]:
     """Page over sorted names; the token is the last name returned, so deletions don't shift pages."""
     if page_size < 0:
-        raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "page_size must be >= 0")
     size = min(page_size or max_page, max_page)
     ordered = sorted(names)
     if page_token:
@@ -345,8 +327,11 @@ class _WorkerPool:
                 logger.exception("tasks emulator worker failed")
 
 
-class TasksEmulator:
+class TasksEmulator(LoopbackGrpcEmulator):
     """Cloud Tasks v2 gRPC emulator. ``start()`` returns the bound port; ``stop()`` shuts it down."""
+
+    service_name = SERVICE_NAME
+    display_name = "Cloud Tasks"
 
     def __init__(
         self,
@@ -360,15 +345,13 @@ class TasksEmulator:
         default_dispatch_deadline_seconds: float = DEFAULT_DISPATCH_DEADLINE_SECONDS,
         workers: int = 16,
     ) -> None:
-        _check_loopback_host(host)
+        super().__init__(host, port)
         if signing_key is not None and len(signing_key.encode()) < MIN_SIGNING_KEY_BYTES:
             raise ValueError(f"signing_key must be at least {MIN_SIGNING_KEY_BYTES} bytes for HS256")
         if not 0 < min_dispatch_deadline_seconds <= max_dispatch_deadline_seconds:
             raise ValueError("need 0 < min_dispatch_deadline_seconds <= max_dispatch_deadline_seconds")
         if workers < 1:
             raise ValueError("workers must be >= 1")
-        self._host = host
-        self._requested_port = port
         self._signing_key = signing_key
         self._tombstone_ns = int(tombstone_seconds * 1e9)
         self._min_deadline_ns = int(min_dispatch_deadline_seconds * 1e9)
@@ -385,58 +368,25 @@ class TasksEmulator:
         self._seq = itertools.count(1)
         self._stopping = False
 
-        self._server: Any = None
         self._dispatcher: threading.Thread | None = None
         self._pool: _WorkerPool | None = None
-        self._port: int | None = None
 
     # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("emulator not started")
-        return self._port
-
-    @property
-    def address(self) -> str:
-        """``127.0.0.1:PORT``, ready for ``grpc.insecure_channel``."""
-        return f"{self._host}:{self.port}"
 
     @property
     def oidc_enabled(self) -> bool:
         """Whether tasks with ``oidc_token`` are accepted (a signing key was given)."""
         return self._signing_key is not None
 
-    def start(self) -> int:
-        if self._server is not None:
-            raise RuntimeError("emulator already started")
-        # so_reuseport off: otherwise a second emulator could silently share the port.
-        server = grpc.server(ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
-        server.add_generic_rpc_handlers((self._generic_handler(),))
-        try:
-            port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
-        except RuntimeError as exc:
-            raise OSError(f"cannot bind {self._host}:{self._requested_port}: {exc}") from exc
-        if not port:
-            raise OSError(f"cannot bind {self._host}:{self._requested_port}")
+    def _on_start(self) -> None:
         self._pool = _WorkerPool(self._workers)
         self._stopping = False
         self._dispatcher = threading.Thread(
             target=self._dispatch_loop, name="tasks-emulator-dispatcher", daemon=True
         )
         self._dispatcher.start()
-        server.start()
-        self._server = server
-        self._port = port
-        logger.info("Cloud Tasks emulator serving on %s:%d", self._host, port)
-        return int(port)
 
-    def stop(self, grace: float = 0.5) -> None:
-        if self._server is None:
-            return
-        self._server.stop(grace).wait()
-        self._server = None
+    def _on_stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -447,66 +397,41 @@ class TasksEmulator:
             self._pool.shutdown()
             self._pool = None
 
-    def __enter__(self) -> TasksEmulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # ------------------------------------------------------------------ gRPC plumbing
 
-    def _generic_handler(self) -> Any:
-        def unary(
-            fn: Callable[[Any], Any], request_cls: Any, response_serializer: Callable[[Any], bytes]
-        ) -> Any:
-            def handler(request: Any, context: Any) -> Any:
-                try:
-                    return fn(request)
-                except _RpcError as err:
-                    context.abort(err.code, err.message)
-                    raise AssertionError("unreachable: context.abort raises") from err
-
-            return grpc.unary_unary_rpc_method_handler(
-                handler,
-                request_deserializer=request_cls.deserialize,
-                response_serializer=response_serializer,
-            )
-
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        unary = unary_method
         queue_out = tasks_v2.Queue.serialize
         task_out = tasks_v2.Task.serialize
         empty_out = empty_pb2.Empty.SerializeToString
-        return grpc.method_handlers_generic_handler(
-            SERVICE_NAME,
-            {
-                "CreateQueue": unary(self._create_queue, tasks_v2.CreateQueueRequest, queue_out),
-                "GetQueue": unary(self._get_queue, tasks_v2.GetQueueRequest, queue_out),
-                "ListQueues": unary(
-                    self._list_queues, tasks_v2.ListQueuesRequest, tasks_v2.ListQueuesResponse.serialize
-                ),
-                "UpdateQueue": unary(self._update_queue, tasks_v2.UpdateQueueRequest, queue_out),
-                "DeleteQueue": unary(self._delete_queue, tasks_v2.DeleteQueueRequest, empty_out),
-                "PauseQueue": unary(self._pause_queue, tasks_v2.PauseQueueRequest, queue_out),
-                "ResumeQueue": unary(self._resume_queue, tasks_v2.ResumeQueueRequest, queue_out),
-                "PurgeQueue": unary(self._purge_queue, tasks_v2.PurgeQueueRequest, queue_out),
-                "CreateTask": unary(self._create_task, tasks_v2.CreateTaskRequest, task_out),
-                "GetTask": unary(self._get_task, tasks_v2.GetTaskRequest, task_out),
-                "ListTasks": unary(
-                    self._list_tasks, tasks_v2.ListTasksRequest, tasks_v2.ListTasksResponse.serialize
-                ),
-                "DeleteTask": unary(self._delete_task, tasks_v2.DeleteTaskRequest, empty_out),
-                "RunTask": unary(self._run_task, tasks_v2.RunTaskRequest, task_out),
-            },
-        )
+        return {
+            "CreateQueue": unary(self._create_queue, tasks_v2.CreateQueueRequest, queue_out),
+            "GetQueue": unary(self._get_queue, tasks_v2.GetQueueRequest, queue_out),
+            "ListQueues": unary(
+                self._list_queues, tasks_v2.ListQueuesRequest, tasks_v2.ListQueuesResponse.serialize
+            ),
+            "UpdateQueue": unary(self._update_queue, tasks_v2.UpdateQueueRequest, queue_out),
+            "DeleteQueue": unary(self._delete_queue, tasks_v2.DeleteQueueRequest, empty_out),
+            "PauseQueue": unary(self._pause_queue, tasks_v2.PauseQueueRequest, queue_out),
+            "ResumeQueue": unary(self._resume_queue, tasks_v2.ResumeQueueRequest, queue_out),
+            "PurgeQueue": unary(self._purge_queue, tasks_v2.PurgeQueueRequest, queue_out),
+            "CreateTask": unary(self._create_task, tasks_v2.CreateTaskRequest, task_out),
+            "GetTask": unary(self._get_task, tasks_v2.GetTaskRequest, task_out),
+            "ListTasks": unary(
+                self._list_tasks, tasks_v2.ListTasksRequest, tasks_v2.ListTasksResponse.serialize
+            ),
+            "DeleteTask": unary(self._delete_task, tasks_v2.DeleteTaskRequest, empty_out),
+            "RunTask": unary(self._run_task, tasks_v2.RunTaskRequest, task_out),
+        }
 
     # ------------------------------------------------------------------ queue RPCs
 
     def _queue_or_404(self, name: str) -> _Queue:
         if not _QUEUE_RE.match(name):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid queue name {name!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid queue name {name!r}")
         found = self._queues.get(name)
         if found is None:
-            raise _RpcError(grpc.StatusCode.NOT_FOUND, f"Queue {name} not found")
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"Queue {name} not found")
         return found
 
     def _queue_view(self, q: _Queue) -> Any:
@@ -518,18 +443,18 @@ class TasksEmulator:
     def _normalise_queue_config(pb: PbMessage) -> None:
         """Validate a queue config and fill in the real service's defaults for unset (zero) fields."""
         if pb.HasField("app_engine_routing_override") or pb.HasField("http_target"):
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "app_engine_routing_override/http_target on queues are not supported by this emulator",
             )
         rc = pb.retry_config
         if rc.max_attempts < -1:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "retry_config.max_attempts must be >= -1")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "retry_config.max_attempts must be >= -1")
         if rc.max_doublings < 0:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "retry_config.max_doublings must be >= 0")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "retry_config.max_doublings must be >= 0")
         for name in ("min_backoff", "max_backoff", "max_retry_duration"):
             if getattr(rc, name).ToNanoseconds() < 0:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"retry_config.{name} must be >= 0")
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"retry_config.{name} must be >= 0")
         # proto3 cannot tell "unset" from 0, so 0 means "use the default", exactly as in the real API.
         if rc.max_attempts == 0:
             rc.max_attempts = DEFAULT_MAX_ATTEMPTS
@@ -540,15 +465,15 @@ class TasksEmulator:
         if rc.max_doublings == 0:
             rc.max_doublings = DEFAULT_MAX_DOUBLINGS
         if rc.min_backoff.ToNanoseconds() > rc.max_backoff.ToNanoseconds():
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "min_backoff must be <= max_backoff")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "min_backoff must be <= max_backoff")
         rl = pb.rate_limits
         if rl.max_dispatches_per_second < 0 or rl.max_dispatches_per_second > MAX_DISPATCHES_PER_SECOND:
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"rate_limits.max_dispatches_per_second must be in (0, {MAX_DISPATCHES_PER_SECOND:g}]",
             )
         if rl.max_concurrent_dispatches < 0 or rl.max_concurrent_dispatches > MAX_CONCURRENT_DISPATCHES:
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"rate_limits.max_concurrent_dispatches must be in (0, {MAX_CONCURRENT_DISPATCHES}]",
             )
@@ -573,16 +498,16 @@ class TasksEmulator:
         parent = str(request.parent)
         requested = tasks_v2.Queue.pb(request.queue)
         if not _LOCATION_RE.match(parent):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
         match = _QUEUE_RE.match(requested.name)
         if not match or match.group(1) != parent:
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"queue.name must be {parent}/queues/QUEUE_ID, got {requested.name!r}",
             )
         with self._cond:
             if requested.name in self._queues:
-                raise _RpcError(grpc.StatusCode.ALREADY_EXISTS, f"Queue {requested.name} already exists")
+                raise RpcError(grpc.StatusCode.ALREADY_EXISTS, f"Queue {requested.name} already exists")
             q = self._new_queue(requested)
             self._queues[q.name] = q
             return self._queue_view(q)
@@ -594,12 +519,12 @@ class TasksEmulator:
     def _list_queues(self, request: Any) -> Any:
         parent = str(request.parent)
         if not _LOCATION_RE.match(parent):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
         state_filter: int | None = None
         if request.filter:
             match = _STATE_FILTER_RE.match(request.filter)
             if not match or match.group(1) not in tasks_v2.Queue.State.__members__:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "only 'state: RUNNING|PAUSED' filters")
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "only 'state: RUNNING|PAUSED' filters")
             state_filter = int(tasks_v2.Queue.State.__members__[match.group(1)])
         with self._cond:
             names = [
@@ -617,13 +542,13 @@ class TasksEmulator:
         mask = tasks_v2.UpdateQueueRequest.pb(request).update_mask
         match = _QUEUE_RE.match(requested.name)
         if not match:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid queue name {requested.name!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid queue name {requested.name!r}")
         paths = list(mask.paths)
         for path in paths:
             if path.split(".")[0] not in _MUTABLE_QUEUE_FIELDS:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"update_mask path {path!r} not updatable")
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"update_mask path {path!r} not updatable")
         if paths and not mask.IsValidForDescriptor(_QueuePb.DESCRIPTOR):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid update_mask {paths}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid update_mask {paths}")
         with self._cond:
             existing = self._queues.get(requested.name)
             if existing is None:
@@ -682,10 +607,10 @@ class TasksEmulator:
 
     def _task_or_404(self, name: str) -> _Task:
         if not _TASK_RE.match(name):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid task name {name!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid task name {name!r}")
         found = self._tasks.get(name)
         if found is None:
-            raise _RpcError(grpc.StatusCode.NOT_FOUND, f"Task {name} not found")
+            raise RpcError(grpc.StatusCode.NOT_FOUND, f"Task {name} not found")
         return found
 
     def _task_view(self, task: _Task, view: int) -> Any:
@@ -712,20 +637,20 @@ class TasksEmulator:
     def _validate_http_request(self, hp: PbMessage) -> None:
         parts = urllib.parse.urlsplit(hp.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "http_request.url must be http(s)://...")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "http_request.url must be http(s)://...")
         method = tasks_v2.HttpMethod(hp.http_method or int(tasks_v2.HttpMethod.POST)).name
         if hp.body and method not in _BODY_METHODS:
-            raise _RpcError(
+            raise RpcError(
                 grpc.StatusCode.INVALID_ARGUMENT, f"body is only allowed with POST, PUT, PATCH (not {method})"
             )
         auth = hp.WhichOneof("authorization_header")
         if auth == "oauth_token":
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "oauth_token is not supported by this emulator")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "oauth_token is not supported by this emulator")
         if auth == "oidc_token":
             if not hp.oidc_token.service_account_email:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "oidc_token needs service_account_email")
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "oidc_token needs service_account_email")
             if self._signing_key is None:
-                raise _RpcError(
+                raise RpcError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"oidc_token needs a signing key: start with --signing-key or {SIGNING_KEY_ENV}",
                 )
@@ -734,16 +659,16 @@ class TasksEmulator:
         parent = str(request.parent)
         requested = tasks_v2.Task.pb(request.task)
         if not _QUEUE_RE.match(parent):
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid parent {parent!r}")
         if requested.WhichOneof("message_type") != "http_request":
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "only http_request tasks are supported")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "only http_request tasks are supported")
         if requested.ByteSize() > MAX_TASK_BYTES:
-            raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "task exceeds the 1 MiB size limit")
+            raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "task exceeds the 1 MiB size limit")
         self._validate_http_request(requested.http_request)
         if requested.name:
             match = _TASK_RE.match(requested.name)
             if not match or match.group(1) != parent:
-                raise _RpcError(
+                raise RpcError(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"task.name must be {parent}/tasks/TASK_ID, got {requested.name!r}",
                 )
@@ -752,7 +677,7 @@ class TasksEmulator:
         if requested.HasField("dispatch_deadline"):
             deadline_ns = requested.dispatch_deadline.ToNanoseconds()
             if not self._min_deadline_ns <= deadline_ns <= self._max_deadline_ns:
-                raise _RpcError(
+                raise RpcError(
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"dispatch_deadline must be between {self._min_deadline_ns / 1e9:g}s and "
                     f"{self._max_deadline_ns / 1e9:g}s",
@@ -761,7 +686,7 @@ class TasksEmulator:
         if requested.HasField("schedule_time"):
             schedule_ns = max(now, requested.schedule_time.ToNanoseconds())
             if schedule_ns > now + MAX_SCHEDULE_AHEAD_NS:
-                raise _RpcError(grpc.StatusCode.INVALID_ARGUMENT, "schedule_time is more than 30 days ahead")
+                raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "schedule_time is more than 30 days ahead")
         http_request = _HttpRequestPb()
         http_request.CopyFrom(requested.http_request)
         if not http_request.http_method:
@@ -773,7 +698,7 @@ class TasksEmulator:
             if requested.name:
                 name = str(requested.name)
                 if name in self._tasks or self._tombstones.get(name, 0) > now:
-                    raise _RpcError(grpc.StatusCode.ALREADY_EXISTS, f"Task {name} already exists")
+                    raise RpcError(grpc.StatusCode.ALREADY_EXISTS, f"Task {name} already exists")
             else:
                 name = self._generate_task_name_locked(parent)
             task = _Task(
@@ -1079,11 +1004,16 @@ def _send_http(method: str, url: str, headers: dict[str, str], body: bytes, dead
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: serve until SIGTERM/SIGINT, printing ``READY 127.0.0.1:PORT`` once the port is bound."""
-    parser = argparse.ArgumentParser(
-        prog="python -m emulators.tasks_emulator", description="Local Cloud Tasks v2 gRPC emulator."
+    return serve_cli(
+        argv,
+        prog="python -m emulators.tasks_emulator",
+        description="Local Cloud Tasks v2 gRPC emulator.",
+        build_emulator=_emulator_from_args,
+        extra_arguments=_add_arguments,
     )
-    parser.add_argument("--host", default=LOOPBACK_HOST, help="must be 127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port (see the READY line)")
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--signing-key",
         default=os.environ.get(SIGNING_KEY_ENV),
@@ -1093,48 +1023,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-dispatch-deadline", type=float, default=15.0, help="seconds")
     parser.add_argument("--max-dispatch-deadline", type=float, default=1800.0, help="seconds")
     parser.add_argument("--workers", type=int, default=16, help="HTTP dispatch threads")
-    parser.add_argument("--log-level", default="WARNING")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    try:
-        emulator = TasksEmulator(
-            args.host,
-            args.port,
-            signing_key=args.signing_key or None,
-            tombstone_seconds=args.tombstone_seconds,
-            min_dispatch_deadline_seconds=args.min_dispatch_deadline,
-            max_dispatch_deadline_seconds=args.max_dispatch_deadline,
-            workers=args.workers,
-        )
-    except ValueError as exc:
-        parser.error(str(exc))
+
+
+def _emulator_from_args(args: argparse.Namespace) -> TasksEmulator:
+    emulator = TasksEmulator(
+        args.host,
+        args.port,
+        signing_key=args.signing_key or None,
+        tombstone_seconds=args.tombstone_seconds,
+        min_dispatch_deadline_seconds=args.min_dispatch_deadline,
+        max_dispatch_deadline_seconds=args.max_dispatch_deadline,
+        workers=args.workers,
+    )
     if not emulator.oidc_enabled:
         print("tasks emulator: no signing key, tasks with oidc_token will be refused", file=sys.stderr)
-    return _serve_until_signal(emulator.start, emulator.stop, lambda: emulator.address)
-
-
-def _serve_until_signal(
-    start: Callable[[], int], stop: Callable[[], None], address: Callable[[], str]
-) -> int:
-    """Start, print the READY line, block until SIGTERM/SIGINT, then stop."""
-    stopped = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        start()
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"READY {address()}", flush=True)
-    try:
-        stopped.wait()
-    finally:
-        stop()
-    return 0
+    return emulator
 
 
 if __name__ == "__main__":

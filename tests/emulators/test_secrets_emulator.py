@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import itertools
 import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import secretmanager_v1
@@ -20,10 +15,9 @@ from google.cloud.secretmanager_v1.services.secret_manager_service.transports im
 )
 
 from emulators.secrets_emulator import SecretsEmulator, crc32c
+from tests.emulators.helpers import close_grpc_client, grpc_client, run_cli_until_signal
 
 PROJECT = "projects/test-project"
-WAIT_SECONDS = 10.0
-REPO_ROOT = Path(__file__).resolve().parents[2]
 State = secretmanager_v1.SecretVersion.State
 MARKER = b"payload-marker-7f3a"
 
@@ -40,14 +34,13 @@ def payload(data: bytes, **fields: Any) -> secretmanager_v1.SecretPayload:
 
 
 def make_client(address: str) -> secretmanager_v1.SecretManagerServiceClient:
-    transport = SecretManagerServiceGrpcTransport(channel=grpc.insecure_channel(address))
-    return secretmanager_v1.SecretManagerServiceClient(transport=transport)
+    return grpc_client(
+        secretmanager_v1.SecretManagerServiceClient, SecretManagerServiceGrpcTransport, address
+    )
 
 
 def close_client(client: secretmanager_v1.SecretManagerServiceClient) -> None:
-    transport = client.transport
-    assert isinstance(transport, SecretManagerServiceGrpcTransport)
-    transport.grpc_channel.close()
+    close_grpc_client(client, SecretManagerServiceGrpcTransport)
 
 
 @pytest.fixture(scope="module")
@@ -229,42 +222,19 @@ def test_refuses_non_loopback_host() -> None:
 
 
 def test_cli_prints_ready_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "emulators.secrets_emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--log-level",
-            "DEBUG",
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(WAIT_SECONDS * 2, proc.kill)  # never hang the suite on a stuck child
-    watchdog.start()
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line.startswith("READY 127.0.0.1:"), line
-        cl = make_client(line.split(" ", 1)[1])
+    def exercise(address: str) -> None:
+        cl = make_client(address)
         created = cl.create_secret(parent=PROJECT, secret_id="cli", secret=automatic())
         add(cl, created.name, MARKER)
         assert cl.access_secret_version(name=f"{created.name}/versions/1").payload.data == MARKER
         close_client(cl)
 
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=WAIT_SECONDS) == 0
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-        stdout, stderr = proc.communicate()
+    stdout, stderr = run_cli_until_signal(
+        "emulators.secrets_emulator",
+        ["--host", "127.0.0.1", "--port", "0", "--log-level", "DEBUG"],
+        exercise,
+        signal.SIGINT,
+    )
     assert "Traceback" not in stderr
     # Payloads are never logged, even at DEBUG.
     assert MARKER.decode() not in stdout + stderr

@@ -14,10 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
-import grpc
 import jwt
 import pytest
 from google.api_core import exceptions as gexc
@@ -27,12 +25,17 @@ from google.protobuf import timestamp_pb2
 from google.rpc import code_pb2
 
 from emulators.tasks_emulator import OIDC_ISSUER, TasksEmulator, retry_delay_seconds
+from tests.emulators.helpers import (
+    REPO_ROOT,
+    WAIT_SECONDS,
+    close_grpc_client,
+    grpc_client,
+    run_cli_until_signal,
+)
 
 SIGNING_KEY = "local-test-signing-key-0123456789abcdef"
 LOCATION = "projects/test-project/locations/europe-west1"
-WAIT_SECONDS = 10.0
 FAR_FUTURE = timedelta(hours=1)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -156,14 +159,11 @@ def task_gone(client: tasks_v2.CloudTasksClient, name: str) -> Callable[[], bool
 
 
 def make_client(address: str) -> tasks_v2.CloudTasksClient:
-    transport = CloudTasksGrpcTransport(channel=grpc.insecure_channel(address))
-    return tasks_v2.CloudTasksClient(transport=transport)
+    return grpc_client(tasks_v2.CloudTasksClient, CloudTasksGrpcTransport, address)
 
 
 def close_client(client: tasks_v2.CloudTasksClient) -> None:
-    transport = client.transport
-    assert isinstance(transport, CloudTasksGrpcTransport)
-    transport.grpc_channel.close()
+    close_grpc_client(client, CloudTasksGrpcTransport)
 
 
 def timestamp(ns: int) -> timestamp_pb2.Timestamp:
@@ -762,33 +762,19 @@ def test_port_in_use_is_an_error(emulator: TasksEmulator) -> None:
 
 
 def test_cli_prints_ready_and_stops_on_sigterm() -> None:
-    env = {**os.environ, "CMP_LOCAL_SIGNING_KEY": SIGNING_KEY}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emulators.tasks_emulator", "--host", "127.0.0.1", "--port", "0"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(WAIT_SECONDS * 2, proc.kill)  # never hang the suite on a stuck child
-    watchdog.start()
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line.startswith("READY 127.0.0.1:"), line
-        cl = make_client(line.split(" ", 1)[1])
+    def exercise(address: str) -> None:
+        cl = make_client(address)
         queue = cl.create_queue(parent=LOCATION, queue=tasks_v2.Queue(name=f"{LOCATION}/queues/cli"))
         assert cl.get_queue(name=queue.name).name == queue.name
         close_client(cl)
 
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=WAIT_SECONDS) == 0
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    run_cli_until_signal(
+        "emulators.tasks_emulator",
+        ["--host", "127.0.0.1", "--port", "0"],
+        exercise,
+        signal.SIGTERM,
+        env={**os.environ, "CMP_LOCAL_SIGNING_KEY": SIGNING_KEY},
+    )
 
 
 def test_cli_rejects_non_loopback_host() -> None:
