@@ -184,7 +184,9 @@ class Intake:
         return outcome.status, outcome.result
 
     def docs(self, collection: str) -> list[dict[str, Any]]:
-        return [snapshot.to_dict() or {} for snapshot in self.db.collection(collection).stream()]
+        """This intake's records: the running functions of other tests may still be writing theirs."""
+        found = [snapshot.to_dict() or {} for snapshot in self.db.collection(collection).stream()]
+        return [doc for doc in found if doc.get("api", API_NAME) == API_NAME]
 
 
 def build_intake(db: firestore.Client, project: str, handlers: dict[str, EventHandler]) -> EventIntake:
