@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 NODE_MODULES := emulators/auth/node_modules
 
-.PHONY: help setup run test lint fmt schemas build bench prereqs clean
+.PHONY: help setup run test lint fmt schemas build bench prereqs clean plan-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,9 +45,14 @@ fmt: $(STAMPS)/venv ## Format and auto-fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup lint ## Lint, then every test (unit, emulator integration, end to end)
+test: setup lint plan-check ## Lint, Terraform checks, then every test (unit, emulator integration, end to end)
 	@$(PY) -m emulators.suite
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --ignore=tests/terraform
+
+plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module interfaces evaluated, IAM rules, checkov
+	@command -v terraform >/dev/null || { echo "terraform 1.6+ is needed: install terraform" >&2; exit 2; }
+	terraform fmt -check -recursive terraform
+	$(VENV)/bin/pytest -q tests/terraform
 
 schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models
 	$(PY) -m shared.contracts.schemagen

@@ -9,7 +9,6 @@ as a bearer header by the Tasks emulator and as the `token` query parameter of p
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,6 +57,8 @@ class UserAuthenticator:
             raise unauthenticated("The token was revoked: sign in again.") from exc
         except auth.UserDisabledError as exc:
             raise unauthenticated("This user is disabled.") from exc
+        except auth.UserNotFoundError as exc:
+            raise unauthenticated("This user no longer exists.") from exc
         except (ValueError, auth.InvalidIdTokenError, auth.CertificateFetchError) as exc:
             raise unauthenticated("The bearer token is not a valid ID token.") from exc
         return principal_from_claims(claims)
@@ -79,9 +80,9 @@ class ServiceAuthenticator:
             else self._verify_oidc(token, url)
         )
         email = claims.get("email")
-        if not isinstance(email, str) or (
-            self.settings.service_invokers and email not in self.settings.service_invokers
-        ):
+        # In production an empty allow-list would accept any Google-signed token: fail closed.
+        open_list = not self.settings.service_invokers and self.settings.service_auth == "local"
+        if not isinstance(email, str) or not (open_list or email in self.settings.service_invokers):
             raise unauthenticated("This service account may not call this endpoint.")
         return Principal(uid=email, tenant_id=None, email=email, is_service=True)
 
@@ -104,14 +105,12 @@ class ServiceAuthenticator:
         return claims
 
     def _audience(self, url: str) -> str:
-        """Tasks and push tokens are minted for the function's URL (shared.tasks, Terraform): without a
-        configured audience, take it from K_SERVICE (the deployed function's name), else the request."""
-        if self.settings.service_audience:
-            return self.settings.service_audience
-        service = os.environ.get("K_SERVICE")
-        if service:
-            return self.settings.function_url(service)
-        return url.split("?", 1)[0]
+        """Tasks, push and scheduler tokens are minted for the function's URL (shared.tasks, Terraform),
+        which Terraform also gives each function as CMP_SERVICE_AUDIENCE; a request behind another URL
+        (run.app) cannot tell it, so without it the check fails closed."""
+        if not self.settings.service_audience:
+            raise unauthenticated("This function has no CMP_SERVICE_AUDIENCE to check OIDC tokens against.")
+        return self.settings.service_audience
 
     def _verify_oidc(self, token: str, url: str) -> dict[str, Any]:
         from google.auth.transport import requests as google_requests

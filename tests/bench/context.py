@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from google.cloud import pubsub_v1
+from google.cloud import firestore, pubsub_v1
 
 from emulators import identity
 from emulators.provision import PUSH_SERVICE_ACCOUNT
@@ -21,6 +22,7 @@ from functions.manifest import FunctionSpec
 from shared.auth import sign_local_service_token
 from shared.catalog import Api, Catalog, schemas_dir
 from shared.catalog import Event as CatalogEvent
+from shared.clients import firestore_client
 from shared.contracts import PAYLOADS, EventPayload
 from shared.events import CloudEvent, new_event
 from tests.bench.procs import Fleet
@@ -29,6 +31,7 @@ OPERATOR_EMAIL = "operator@bench.local"
 TASKS_ACCOUNT = "cloud-tasks@{project}.iam.gserviceaccount.com"
 SCHEDULER_ACCOUNT = "cloud-scheduler@{project}.iam.gserviceaccount.com"
 HTTP_TIMEOUT = 30
+AUDIT_ENTRIES = "audit_entries"  # tenants/{tid}/audit_entries, one per audited event
 
 
 @dataclass
@@ -71,29 +74,26 @@ def redirected_push_endpoints(suite: Suite, functions: list[FunctionSpec]) -> li
     return redirected
 
 
-def repoint_push_subscriptions(suite: Suite, catalog: Catalog, functions: set[str]) -> int:
-    """Point each push subscription of `functions` at `<host>/<function>/?token=...` (with the slash,
-    which the functions host serves without a redirect). Returns how many were repointed."""
-    subscriber = pubsub_v1.SubscriberClient()
-    token = sign_local_service_token(
-        suite.signing_key, PUSH_SERVICE_ACCOUNT.format(project=suite.project), ttl_seconds=24 * 3600
+def count(query: Any) -> int:
+    """A Firestore count() aggregation of the query."""
+    return int(query.count().get()[0][0].value)
+
+
+def settle_audit(timeout: float) -> tuple[float, int]:
+    """Wait (at most `timeout`) until no audit entry anywhere is left unsealed, so a section starts
+    from a quiet platform; returns the seconds waited and how many were still unsealed."""
+    unsealed = (
+        firestore_client()
+        .collection_group(AUDIT_ENTRIES)
+        .where(filter=firestore.FieldFilter("sealed", "==", False))
     )
-    repointed = 0
-    for event in catalog.events:
-        for api in (catalog.api(name) for name in event.subscribers):
-            if api.events_function in functions:
-                subscriber.modify_push_config(
-                    request={
-                        "subscription": subscriber.subscription_path(
-                            suite.project, event.push_subscription(api)
-                        ),
-                        "push_config": {
-                            "push_endpoint": f"{suite.function_url(api.events_function)}/?token={token}"
-                        },
-                    }
-                )
-                repointed += 1
-    return repointed
+    started = time.perf_counter()
+    while True:
+        left = count(unsealed)
+        waited = time.perf_counter() - started
+        if left == 0 or waited > timeout:
+            return waited, left
+        time.sleep(0.2)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -62,6 +62,8 @@ class Measurement:
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
+    if not unit:  # a count
+        return f"{value:,.0f}"
     return f"{value:,.1f} {unit}"
 
 
@@ -70,7 +72,6 @@ class Report:
     measurements: list[Measurement] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     samples: dict[str, Any] = field(default_factory=dict)  # raw samples, for bench-results.json only
-    notes: list[str] = field(default_factory=list)
 
     def add(self, *measurements: Measurement) -> None:
         self.measurements.extend(measurements)
@@ -104,7 +105,9 @@ class Report:
             return "  " + "  ".join(cells) + "  " + row[4]
 
         for section in sections:
-            baselines = dict.fromkeys(m.baseline_name for m in self.measurements if m.section == section)
+            baselines = dict.fromkeys(
+                m.baseline_name for m in self.measurements if m.section == section and m.baseline_name
+            )
             lines.append("")
             lines.append(section)
             lines.append("  baseline: " + "; ".join(baselines))
@@ -113,9 +116,6 @@ class Report:
         for skipped in self.skipped:
             lines.append("")
             lines.append(f"{skipped['section']}: not measured ({skipped['reason']})")
-        for note in self.notes:
-            lines.append("")
-            lines.append(note)
         lines.append("")
         lines.append("ratio = result / baseline, both measured in this run on this machine.")
         return "\n".join(lines)
@@ -125,7 +125,6 @@ class Report:
             **meta,
             "measurements": [m.to_json() for m in self.measurements],
             "skipped": self.skipped,
-            "notes": self.notes,
             "samples": self.samples,
         }
         path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")

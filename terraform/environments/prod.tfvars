@@ -1,0 +1,40 @@
+# terraform plan -var-file=environments/prod.tfvars
+# project_id and billing_account: export TF_VAR_project_id / TF_VAR_billing_account, or set them here.
+environment = "prod"
+region      = "europe-west1"
+
+budget = {
+  amount     = 2000
+  thresholds = [0.5, 0.8, 0.9, 1.0, 1.2]
+}
+
+# Multi-region for production data (Firestore's location cannot change after creation).
+firestore = {
+  location = "eur3"
+}
+
+function_defaults = {
+  max_instances = 100
+}
+
+# The public APIs keep one warm instance each in production.
+function_overrides = {
+  audit_api  = { min_instances = 1 }
+  tenant_api = { min_instances = 1 }
+}
+
+gke = {
+  # The operators' networks that may reach the control plane, e.g.
+  # { cidr_block = "203.0.113.0/24", display_name = "ops-vpn" }
+  master_authorized_networks = []
+}
+
+max_delivery_attempts = 5
+
+# Partner slug -> members allowed to pull that partner's subscriptions, e.g.
+#   "analytics-query-api" = ["serviceAccount:reader@analytics-prod.iam.gserviceaccount.com"]
+partner_members = {}
+
+pubsub_persistence_regions = ["europe-west1", "europe-west4"]
+
+secrets = {}

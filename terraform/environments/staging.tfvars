@@ -1,0 +1,22 @@
+# terraform plan -var-file=environments/staging.tfvars
+# project_id and billing_account: export TF_VAR_project_id / TF_VAR_billing_account, or set them here.
+environment = "staging"
+region      = "europe-west1"
+
+budget = {
+  amount = 500
+}
+
+function_defaults = {
+  max_instances = 20
+}
+
+gke = {
+  master_authorized_networks = []
+}
+
+max_delivery_attempts = 5
+
+partner_members = {}
+
+secrets = {}

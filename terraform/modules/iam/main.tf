@@ -1,0 +1,60 @@
+# Identities of the platform: one service account per function, and the three accounts that call the
+# non-HTTP functions. Project-level grants are limited to roles that have no narrower scope.
+
+resource "google_service_account" "function" {
+  for_each = var.functions
+
+  project      = var.project_id
+  account_id   = each.value.account_id
+  display_name = "Cloud Function ${each.key}"
+  description  = "Runs the ${each.key} function (${each.value.kind}) and nothing else."
+}
+
+resource "google_service_account" "invoker" {
+  for_each = var.invokers
+
+  project      = var.project_id
+  account_id   = each.value
+  display_name = "Invoker: ${each.key}"
+  description  = "Signs the OIDC tokens ${each.key} requests carry to the platform's functions."
+}
+
+# Firestore offers no IAM scope narrower than the project (no per-database or per-collection roles):
+# roles/datastore.user at project level is the least a function that reads and writes documents needs.
+resource "google_project_iam_member" "function_datastore" {
+  for_each = var.functions
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+# HTTP functions verify users' ID tokens with check_revoked=True (shared/auth.py): the signature check
+# needs no role, but the revocation check reads the user (accounts:lookup, firebaseauth.users.get).
+# Identity Platform has no resource-level IAM, so the read-only role is granted at project level, to
+# the HTTP functions only. No function gets firebaseauth.admin: none creates users or sets claims.
+resource "google_project_iam_member" "http_token_revocation_check" {
+  for_each = { for name, f in var.functions : name => f if f.kind == "http" }
+
+  project = var.project_id
+  role    = "roles/firebaseauth.viewer"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+# A function that creates a task names the tasks invoker as the task's OIDC identity: Cloud Tasks
+# requires iam.serviceAccounts.actAs on it, granted on that one account only.
+resource "google_service_account_iam_member" "tasks_act_as" {
+  for_each = toset(var.tasks_enqueuers)
+
+  service_account_id = google_service_account.invoker["tasks"].name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.function[each.value].email}"
+}
+
+# Pub/Sub mints the push subscriptions' OIDC tokens as the push invoker. Projects created before
+# April 2021 need this grant to its service agent; on newer ones it is harmless and scoped to one account.
+resource "google_service_account_iam_member" "push_token_creator" {
+  service_account_id = google_service_account.invoker["push"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${var.pubsub_service_agent}"
+}

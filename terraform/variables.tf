@@ -1,0 +1,249 @@
+# Variables in alphabetical order. Three have no default: project_id, billing_account and environment
+# (environments/<env>.tfvars sets the last one); region defaults to the catalog's home region.
+
+variable "billing_account" {
+  description = "Billing account the budget alert watches, as XXXXXX-XXXXXX-XXXXXX."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.billing_account))
+    error_message = "billing_account must look like 0X0X0X-0X0X0X-0X0X0X (upper-case hex)."
+  }
+}
+
+variable "budget" {
+  description = "Monthly budget of the project: amount in whole currency units and alert thresholds (fractions)."
+  type = object({
+    amount     = optional(number, 500)
+    currency   = optional(string, "EUR")
+    thresholds = optional(list(number), [0.5, 0.9, 1.0])
+  })
+  default = {}
+
+  validation {
+    condition     = var.budget.amount > 0 && alltrue([for t in var.budget.thresholds : t > 0 && t <= 2])
+    error_message = "budget.amount must be positive and every threshold in (0, 2]."
+  }
+}
+
+variable "environment" {
+  description = "dev, staging or prod: the value of CMP_ENVIRONMENT, and prod turns on Firestore PITR and delete protection."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "environment must be one of dev, staging, prod."
+  }
+}
+
+variable "firestore" {
+  description = "Firestore (default) database: location (a region or multi-region such as eur3; null = var.region) and the TTL policies the kernel relies on."
+  type = object({
+    location        = optional(string)
+    ttl_collections = optional(list(string), ["_outbox", "_processed_events", "_delivery_attempts", "_idempotency"])
+    ttl_field       = optional(string, "expire_at")
+  })
+  default = {}
+}
+
+variable "function_defaults" {
+  description = "Runtime settings every function gets unless function_overrides says otherwise."
+  type = object({
+    available_cpu    = optional(string, "1")
+    available_memory = optional(string, "512Mi")
+    concurrency      = optional(number, 1)
+    max_instances    = optional(number, 20)
+    min_instances    = optional(number, 0)
+    timeout_seconds  = optional(number, 60)
+  })
+  default = {}
+
+  validation {
+    condition     = var.function_defaults.min_instances <= var.function_defaults.max_instances
+    error_message = "function_defaults.min_instances must not exceed max_instances."
+  }
+}
+
+variable "function_overrides" {
+  description = "Per-function runtime settings, keyed by the function's name in build/manifest.json."
+  type = map(object({
+    available_cpu    = optional(string)
+    available_memory = optional(string)
+    concurrency      = optional(number)
+    max_instances    = optional(number)
+    min_instances    = optional(number)
+    timeout_seconds  = optional(number)
+  }))
+  default = {}
+}
+
+variable "functions_build_service_account" {
+  description = "Service account Cloud Build uses to build the functions (projects/P/serviceAccounts/EMAIL); null = the project's default build service account."
+  type        = string
+  default     = null
+}
+
+variable "gke" {
+  description = "The Autopilot cluster that runs the long-running workloads: private nodes, its own VPC, and who may reach the control plane."
+  type = object({
+    master_authorized_networks = optional(list(object({
+      cidr_block   = string
+      display_name = string
+    })), [])
+    master_ipv4_cidr_block = optional(string)
+    name                   = optional(string, "cmp")
+    pods_cidr              = optional(string, "10.64.0.0/14")
+    private_endpoint       = optional(bool, false)
+    services_cidr          = optional(string, "10.68.0.0/20")
+    subnet_cidr            = optional(string, "10.60.0.0/20")
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for n in var.gke.master_authorized_networks : can(cidrhost(n.cidr_block, 0))])
+    error_message = "Every gke.master_authorized_networks entry needs a valid cidr_block."
+  }
+}
+
+variable "identity" {
+  description = "Identity Platform: domains allowed to run the sign-in flow."
+  type = object({
+    authorized_domains = optional(list(string), [])
+  })
+  default = {}
+}
+
+variable "labels" {
+  description = "Labels added to every resource that takes labels (with environment and app)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "log_level" {
+  description = "CMP_LOG_LEVEL of every function."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "CMP_MAX_DELIVERY_ATTEMPTS: attempts before the intake parks an event. Pub/Sub's dead-letter policy (a backstop) allows 5 more."
+  type        = number
+  default     = 5
+
+  validation {
+    # Pub/Sub accepts 5..100 for a dead-letter policy, which is set at this value + 5.
+    condition     = var.max_delivery_attempts >= 1 && var.max_delivery_attempts <= 95 && floor(var.max_delivery_attempts) == var.max_delivery_attempts
+    error_message = "max_delivery_attempts must be an integer between 1 and 95."
+  }
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) for alerts and the budget."
+  type        = list(string)
+  default     = []
+}
+
+variable "partner_members" {
+  description = "Partner slug (from the catalog) -> IAM members allowed to pull that partner's subscriptions, e.g. serviceAccount:reader@other-project.iam.gserviceaccount.com."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition = alltrue(flatten([
+      for members in values(var.partner_members) : [for m in members : can(regex("^(serviceAccount|group|user|principal|principalSet):", m))]
+    ]))
+    error_message = "partner_members entries must be IAM members such as serviceAccount:NAME@PROJECT.iam.gserviceaccount.com."
+  }
+}
+
+variable "project_id" {
+  description = "The Google Cloud project of this environment (one project per environment)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id (6-30 lower-case letters, digits and hyphens)."
+  }
+}
+
+variable "pubsub_persistence_regions" {
+  description = "Regions Pub/Sub may store messages in (message storage policy); empty = the organisation's default."
+  type        = list(string)
+  default     = []
+}
+
+variable "region" {
+  description = "Region of the functions, queues, scheduler jobs, cluster and Firestore (unless firestore.location says otherwise)."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "secrets" {
+  description = "Secret Manager secrets by name: the functions (manifest names) that may read each. Values are never in Terraform: add versions with gcloud."
+  type = map(object({
+    accessors = optional(list(string), [])
+    locations = optional(list(string), [])
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.secrets) : can(regex("^[A-Za-z0-9_-]{1,255}$", name))])
+    error_message = "Secret names may contain letters, digits, hyphens and underscores only."
+  }
+}
+
+variable "service_ingress" {
+  description = "Ingress of the functions Pub/Sub, Cloud Tasks and Cloud Scheduler call. Their run.invoker is limited to one service account either way."
+  type        = string
+  default     = "ALLOW_ALL"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.service_ingress)
+    error_message = "service_ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "services" {
+  description = "APIs enabled in the project."
+  type        = list(string)
+  default = [
+    "artifactregistry.googleapis.com",
+    "billingbudgets.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "cloudtasks.googleapis.com",
+    "container.googleapis.com",
+    "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "identitytoolkit.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "pubsub.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+  ]
+}
+
+variable "workloads" {
+  description = "Long-running workloads on GKE, by name (= their Google service account id): the Kubernetes namespace and service account bound by workload identity, the catalog partners whose pull subscriptions they read, and extra subscriptions and topics."
+  type = map(object({
+    ksa           = optional(string)
+    namespace     = string
+    partners      = optional(list(string), [])
+    subscriptions = optional(list(string), [])
+    topics        = optional(list(string), [])
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for name in keys(var.workloads) : can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", name))])
+    error_message = "Workload names are service account ids: 6-30 lower-case letters, digits and hyphens."
+  }
+}
