@@ -52,7 +52,16 @@ class Tx:
         snapshot = ref.get(transaction=self.transaction)
         return snapshot.to_dict() if snapshot.exists else None
 
+    def get_all(self, refs: Sequence[firestore.DocumentReference]) -> list[tuple[str, dict[str, Any] | None]]:
+        """Several documents in one round trip, in the order asked: (id, data or None)."""
+        if not refs:
+            return []
+        found = {s.reference.path: s for s in self.db.get_all(list(refs), transaction=self.transaction)}
+        return [(ref.id, found[ref.path].to_dict() if found[ref.path].exists else None) for ref in refs]
+
     def query(self, query: firestore.Query) -> list[firestore.DocumentSnapshot[Any]]:
+        """A query inside the transaction locks its whole range until commit: prefer reading by
+        document, and querying outside the transaction, where writers of that range are frequent."""
         return list(query.get(transaction=self.transaction))
 
     def create(self, ref: firestore.DocumentReference, data: dict[str, Any]) -> None:

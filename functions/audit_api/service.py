@@ -198,14 +198,19 @@ class AuditService:
             .order_by("__name__")
             .limit(SEAL_BATCH + 1)
         )
-        pending = [(s.id, s.to_dict() or {}) for s in tx.query(unsealed)]
+        # The candidates are found OUTSIDE the transaction and re-read by document inside it: a query in
+        # a transaction locks its whole range, which stalls every concurrent recording of an entry (on
+        # the emulator, seconds per conflict). The head read above serializes seals of one tenant.
+        candidates = [s.id for s in unsealed.select(["sealed"]).stream()]
+        current = tx.get_all([self.entries(tenant_id).document(doc_id) for doc_id in candidates])
+        pending = [(doc_id, data) for doc_id, data in current if data is not None and not data.get("sealed")]
         batch = pending[:SEAL_BATCH]
         if not batch:
             return SealResult(None, 0, 0, None)
         # Keyed by document id, whatever the stored content says, so an alert maps back to its entry.
         entries = [{**entry, "id": doc_id} for doc_id, entry in batch]
-        rules = self._rules_in(tx, tenant_id)
-        raised = evaluate(tenant_id, rules, entries, self._history_in(tx, tenant_id, rules, entries))
+        rules = self._rules(tenant_id)
+        raised = evaluate(tenant_id, rules, entries, self._history(tenant_id, rules, entries))
         # Reads first (Firestore transactions read before they write): a threshold alert may exist already.
         fresh = [a for a in raised if tx.get(self.alerts(tenant_id).document(a.id)) is None]
         position = {doc_id: i for i, (doc_id, _) in enumerate(batch)}
@@ -233,8 +238,8 @@ class AuditService:
             new_event(alert.payload(), tenant_id=tenant_id, subject=alert.id, source_api_slug=self.api_slug)
         )
 
-    def _rules_in(self, tx: Tx, tenant_id: str) -> dict[str, Rule]:
-        snapshots = tx.query(self.rules(tenant_id).limit(MAX_RULES))
+    def _rules(self, tenant_id: str) -> dict[str, Rule]:
+        snapshots = list(self.rules(tenant_id).limit(MAX_RULES).stream())
         if not snapshots:
             return dict(DEFAULT_RULES)
         own: dict[str, Rule] = {}
@@ -246,10 +251,11 @@ class AuditService:
                 log.warning("skipping an invalid alert rule", extra={"rule_id": snapshot.id})
         return own
 
-    def _history_in(
-        self, tx: Tx, tenant_id: str, rules: Mapping[str, Rule], batch: Sequence[Mapping[str, Any]]
+    def _history(
+        self, tenant_id: str, rules: Mapping[str, Rule], batch: Sequence[Mapping[str, Any]]
     ) -> list[dict[str, Any]]:
-        """Stored entries the threshold windows of this batch reach back to."""
+        """Stored entries the threshold windows of this batch reach back to. Read outside the seal's
+        transaction (entries never change but for their seal flags, which the rules do not read)."""
         widest: dict[str, int] = {}
         for rule in rules.values():
             if isinstance(rule, ThresholdRule) and rule.enabled:
@@ -273,7 +279,7 @@ class AuditService:
                 .order_by("occurred_at", direction=firestore.Query.DESCENDING)
                 .limit(HISTORY_LIMIT)
             )
-            found += [{**(s.to_dict() or {}), "id": s.id} for s in tx.query(query)]
+            found += [{**(s.to_dict() or {}), "id": s.id} for s in query.stream()]
         return found
 
     def seal_and_reschedule(self, tenant_id: str) -> SealResult:
