@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.authz import Principal
+from shared.authz import SERVICE_ROLE, Principal
 from shared.config import Settings
 from shared.problems import unauthenticated
 
@@ -39,6 +39,22 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     )
 
 
+def unverified_claims(token: str) -> dict[str, Any]:
+    """Only to route a token to the right verifier; never trusted before verification."""
+    import jwt
+
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise unauthenticated("The bearer token is not a JWT.") from exc
+    return claims
+
+
+def is_id_token(claims: Mapping[str, Any]) -> bool:
+    """Identity Platform / Firebase ID tokens carry a `firebase` claim; service OIDC tokens do not."""
+    return isinstance(claims.get("firebase"), dict)
+
+
 class UserAuthenticator:
     def __init__(self, check_revoked: bool = True) -> None:
         self.check_revoked = check_revoked
@@ -47,12 +63,25 @@ class UserAuthenticator:
         token = bearer_token(headers)
         if token is None:
             raise unauthenticated()
-        from firebase_admin import auth
+        return self.verify(token)
+
+    def verify(self, token: str) -> Principal:
+        from firebase_admin import auth, tenant_mgt
 
         from shared.clients import firebase_app
 
+        # A user of an Identity Platform tenant is verified by that tenant's client (its revocation
+        # check looks the user up inside the tenant).
+        idp_tenant = (unverified_claims(token).get("firebase") or {}).get("tenant")
+        verify = (
+            tenant_mgt.auth_for_tenant(idp_tenant, app=firebase_app()).verify_id_token
+            if isinstance(idp_tenant, str) and idp_tenant
+            else lambda t, check_revoked: auth.verify_id_token(
+                t, app=firebase_app(), check_revoked=check_revoked
+            )
+        )
         try:
-            claims = auth.verify_id_token(token, app=firebase_app(), check_revoked=self.check_revoked)
+            claims = verify(token, check_revoked=self.check_revoked)
         except auth.RevokedIdTokenError as exc:
             raise unauthenticated("The token was revoked: sign in again.") from exc
         except auth.UserDisabledError as exc:
@@ -61,6 +90,8 @@ class UserAuthenticator:
             raise unauthenticated("This user no longer exists.") from exc
         except (ValueError, auth.InvalidIdTokenError, auth.CertificateFetchError) as exc:
             raise unauthenticated("The bearer token is not a valid ID token.") from exc
+        except tenant_mgt.TenantNotFoundError as exc:
+            raise unauthenticated("The token's identity tenant does not exist.") from exc
         return principal_from_claims(claims)
 
 
@@ -70,7 +101,15 @@ class ServiceAuthenticator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def authenticate(self, headers: Mapping[str, str], query_token: str | None, url: str) -> Principal:
+    def authenticate(
+        self,
+        headers: Mapping[str, str],
+        query_token: str | None,
+        url: str,
+        allowed: tuple[str, ...] | None = None,
+    ) -> Principal:
+        """`allowed`: the accounts that may call (default: the invokers of push, task and scheduler
+        endpoints); an empty list allows any account only in local mode."""
         token = bearer_token(headers) or query_token
         if token is None:
             raise unauthenticated("Service requests must carry an OIDC token.")
@@ -79,10 +118,11 @@ class ServiceAuthenticator:
             if self.settings.service_auth == "local"
             else self._verify_oidc(token, url)
         )
+        accounts = self.settings.service_invokers if allowed is None else allowed
         email = claims.get("email")
         # In production an empty allow-list would accept any Google-signed token: fail closed.
-        open_list = not self.settings.service_invokers and self.settings.service_auth == "local"
-        if not isinstance(email, str) or not (open_list or email in self.settings.service_invokers):
+        open_list = not accounts and self.settings.service_auth == "local"
+        if not isinstance(email, str) or not (open_list or email in accounts):
             raise unauthenticated("This service account may not call this endpoint.")
         return Principal(uid=email, tenant_id=None, email=email, is_service=True)
 
@@ -148,3 +188,30 @@ def sign_local_service_token(
     if audience:
         claims["aud"] = audience
     return jwt.encode(claims, key, algorithm="HS256")
+
+
+class CallerAuthenticator:
+    """Who calls an HTTP API: a signed-in user (ID token), or another function of the platform (OIDC
+    token of an account in CMP_SERVICE_CALLERS), which acts with the platform-service role."""
+
+    def __init__(self, users: UserAuthenticator, services: ServiceAuthenticator) -> None:
+        self.users = users
+        self.services = services
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        token = bearer_token(headers)
+        if token is None:
+            raise unauthenticated()
+        if is_id_token(unverified_claims(token)):
+            return self.users.verify(token)
+        settings = self.services.settings
+        if settings.service_auth == "oidc" and not settings.service_callers:
+            raise unauthenticated("This API accepts no service callers.")
+        service = self.services.authenticate(headers, None, "", allowed=settings.service_callers)
+        return Principal(
+            uid=service.uid,
+            tenant_id=None,
+            email=service.email,
+            roles=frozenset({SERVICE_ROLE}),
+            is_service=True,
+        )

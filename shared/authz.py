@@ -44,6 +44,14 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "viewer": _VIEWER,
 }
 
+# Another function of the platform calling over HTTP (for example User Management taking a seat from
+# the Tenant API): acts in any tenant, but only with these permissions.
+SERVICE_ROLE = "platform-service"
+SERVICE_PERMISSIONS = frozenset({"tenants:read", "seats:read", "seats:assign", "seats:release"})
+
+# A route anyone may call, authenticated by what it carries (an invitation token, a signature).
+PUBLIC = "public"
+
 TENANT_PERMISSIONS = frozenset().union(*BUILTIN_ROLES.values())
 ALL_PERMISSIONS = TENANT_PERMISSIONS | PLATFORM_PERMISSIONS
 
@@ -62,6 +70,8 @@ class Principal:
     def permissions(self) -> frozenset[str]:
         if self.is_operator:
             return ALL_PERMISSIONS
+        if self.is_service:
+            return SERVICE_PERMISSIONS if SERVICE_ROLE in self.roles else frozenset()
         granted: frozenset[str] = frozenset()
         for role in self.roles:
             granted |= BUILTIN_ROLES.get(role, frozenset())
@@ -71,8 +81,15 @@ class Principal:
         return permission in self.permissions()
 
     def may_access_tenant(self, tenant_id: str) -> bool:
-        return self.is_operator or (self.tenant_id is not None and self.tenant_id == tenant_id)
+        if self.is_operator or self.is_service:
+            return True
+        return self.tenant_id is not None and self.tenant_id == tenant_id
 
     def as_actor(self) -> dict[str, str | None]:
         kind = "service" if self.is_service else "user"
         return {"type": kind, "id": self.uid, "email": self.email}
+
+
+def anonymous() -> Principal:
+    """The caller of a PUBLIC route: no identity, no permission."""
+    return Principal(uid="anonymous", tenant_id=None)

@@ -23,8 +23,12 @@ class Settings(BaseSettings):
     local_signing_key: SecretStr | None = None
     # Service accounts allowed to call event and task endpoints (Pub/Sub's and Tasks' invoker accounts).
     service_invokers: tuple[str, ...] = ()
-    # The audience OIDC tokens must carry; defaults to the request URL without its query.
+    # The audience OIDC tokens must carry: this function's URL (Terraform sets it).
     service_audience: str | None = None
+    # Service accounts of other functions allowed to call this function's HTTP API (as "platform-service").
+    service_callers: tuple[str, ...] = ()
+    # This function's own service account: the identity it calls other functions with.
+    service_account: str | None = None
 
     # Delivery attempts before an event is parked on the subscriber's dead-letter topic.
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)

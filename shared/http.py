@@ -19,7 +19,7 @@ import flask
 from pydantic import BaseModel, ValidationError
 
 from shared import logs
-from shared.authz import ALL_PERMISSIONS, Principal
+from shared.authz import ALL_PERMISSIONS, PUBLIC, Principal, anonymous
 from shared.idempotency import IdempotencyStore, StoredReply
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
 from shared.problems import Problem, bad_request, forbidden, not_found, validation_failed
@@ -112,7 +112,7 @@ class Router:
         self.routes: list[Route] = []
 
     def route(self, method: str, template: str, *, permission: str) -> Callable[[Handler], Handler]:
-        if permission not in ALL_PERMISSIONS:
+        if permission not in ALL_PERMISSIONS and permission != PUBLIC:
             raise ValueError(
                 f"{method} {template}: unknown permission {permission!r} (declare it in shared.authz)"
             )
@@ -204,6 +204,8 @@ class HttpApp:
 
     def _handle(self, request: flask.Request) -> flask.Response:
         route, params = self.router.match(request.method, request.path)
+        if route.permission == PUBLIC:
+            return self._respond(route.handler(RequestContext(request, anonymous(), params)))
         principal = self._authenticator().authenticate(dict(request.headers))
         if route.tenant_scoped:
             if not principal.may_access_tenant(params["tenant_id"]):

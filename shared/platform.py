@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import flask
 
 from shared import logs
-from shared.auth import ServiceAuthenticator, UserAuthenticator
+from shared.auth import CallerAuthenticator, ServiceAuthenticator, UserAuthenticator
 from shared.catalog import Api, Catalog, load_catalog
 from shared.config import Settings, get_settings
 from shared.problems import Problem
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from shared.http import HttpApp, Router
     from shared.idempotency import IdempotencyStore
     from shared.intake import EventHandler, EventIntake
+    from shared.services import ServiceClient
     from shared.uow import Outbox, Publisher, UnitOfWork
 
 
@@ -78,6 +79,16 @@ class Platform:
         return ServiceAuthenticator(self.settings)
 
     @cached_property
+    def caller_auth(self) -> CallerAuthenticator:
+        return CallerAuthenticator(self.user_auth, self.service_auth)
+
+    @cached_property
+    def services(self) -> ServiceClient:
+        from shared.services import ServiceClient
+
+        return ServiceClient(self.settings)
+
+    @cached_property
     def idempotency(self) -> IdempotencyStore:
         from shared.idempotency import IdempotencyStore
 
@@ -86,7 +97,7 @@ class Platform:
     def http_app(self, router: Router) -> HttpApp:
         from shared.http import HttpApp
 
-        return HttpApp(router, lambda: self.user_auth, lambda: self.idempotency)
+        return HttpApp(router, lambda: self.caller_auth, lambda: self.idempotency)
 
     def intake(self, api: Api, handlers: Mapping[str, EventHandler]) -> EventIntake:
         from shared.intake import EventIntake
