@@ -21,10 +21,13 @@ PLATFORM_PERMISSIONS = frozenset(
     }
 )
 
-_VIEWER = frozenset({"tenants:read", "seats:read"})
+_VIEWER = frozenset({"tenants:read", "seats:read", "users:read"})
 _MEMBER = _VIEWER
 _ADMIN = _MEMBER | frozenset(
     {
+        "users:manage",
+        "users:invite",
+        "user-imports:manage",
         "tenants:update",
         "seats:assign",
         "seats:release",
@@ -33,6 +36,9 @@ _ADMIN = _MEMBER | frozenset(
         "audit:verify",
         "audit-alerts:read",
         "audit-alerts:manage",
+        "access:read",
+        "access:manage",
+        "access:decide",
     }
 )
 _OWNER = _ADMIN

@@ -34,6 +34,18 @@ class Authenticator(Protocol):
     def authenticate(self, headers: Mapping[str, str]) -> Principal: ...
 
 
+class Decision(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class Authorizer(Protocol):
+    def decide(self, principal: Principal, permission: str, tenant_id: str) -> Decision: ...
+
+
 @dataclass
 class Reply:
     body: Any = None  # a pydantic model, a dict or list, or None for an empty body
@@ -183,10 +195,12 @@ class HttpApp:
         router: Router,
         authenticator: Callable[[], Authenticator],
         idempotency: Callable[[], IdempotencyStore],
+        access: Callable[[], Authorizer] | None = None,
     ) -> None:
         self.router = router
         self._authenticator = authenticator
         self._idempotency = idempotency
+        self._access = access
 
     def handle(self, request: flask.Request) -> flask.Response:
         logs.bind_trace(request.headers.get("traceparent") or request.headers.get("X-Cloud-Trace-Context"))
@@ -208,10 +222,19 @@ class HttpApp:
             return self._respond(route.handler(RequestContext(request, anonymous(), params)))
         principal = self._authenticator().authenticate(dict(request.headers))
         if route.tenant_scoped:
-            if not principal.may_access_tenant(params["tenant_id"]):
-                raise not_found(f"Tenant {params['tenant_id']}")
-            logs.tenant_id.set(params["tenant_id"])
-        if not principal.can(route.permission):
+            tenant_id = params["tenant_id"]
+            if not principal.may_access_tenant(tenant_id):
+                raise not_found(f"Tenant {tenant_id}")
+            logs.tenant_id.set(tenant_id)
+            if self._access is not None:
+                # The Access Control API's decision: token roles, policies, groups, tenant and principal
+                # state (suspended tenant, locked or deactivated principal).
+                decision = self._access().decide(principal, route.permission, tenant_id)
+                if not decision.allowed:
+                    raise forbidden(route.permission, decision.reason)
+            elif not principal.can(route.permission):
+                raise forbidden(route.permission)
+        elif not principal.can(route.permission):
             raise forbidden(route.permission)
         context = RequestContext(request, principal, params)
         key = request.headers.get("Idempotency-Key")

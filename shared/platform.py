@@ -18,6 +18,7 @@ from shared.problems import Problem
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+    from shared.access import AccessStore
     from shared.http import HttpApp, Router
     from shared.idempotency import IdempotencyStore
     from shared.intake import EventHandler, EventIntake
@@ -83,6 +84,13 @@ class Platform:
         return CallerAuthenticator(self.user_auth, self.service_auth)
 
     @cached_property
+    def access(self) -> AccessStore:
+        """This instance's access decisions; the Access Control API invalidates the same store."""
+        from shared.access import access_store
+
+        return access_store(self.db)
+
+    @cached_property
     def services(self) -> ServiceClient:
         from shared.services import ServiceClient
 
@@ -97,7 +105,7 @@ class Platform:
     def http_app(self, router: Router) -> HttpApp:
         from shared.http import HttpApp
 
-        return HttpApp(router, lambda: self.caller_auth, lambda: self.idempotency)
+        return HttpApp(router, lambda: self.caller_auth, lambda: self.idempotency, lambda: self.access)
 
     def intake(self, api: Api, handlers: Mapping[str, EventHandler]) -> EventIntake:
         from shared.intake import EventIntake

@@ -61,8 +61,12 @@ def unauthenticated(detail: str = "A valid bearer token is required.") -> Proble
     return Problem(401, "unauthenticated", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def forbidden(permission: str) -> Problem:
-    return Problem(403, "forbidden", f"This principal lacks the permission {permission!r}.")
+def forbidden(permission: str, reason: str | None = None) -> Problem:
+    """403; `reason` says why the access decision refused (a suspended tenant, a locked principal)."""
+    detail = f"This principal lacks the permission {permission!r}."
+    if reason is None:
+        return Problem(403, "forbidden", detail, permission=permission)
+    return Problem(403, "forbidden", detail, permission=permission, reason=reason)
 
 
 def not_found(what: str) -> Problem:

@@ -35,7 +35,8 @@ Url = Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s]+$")]
 TenantSlug = Annotated[str, Field(min_length=3, max_length=63, pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$")]
 RoleName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$", description="e.g. admin, member, viewer")]
 Permission = Annotated[
-    str, Field(pattern=r"^[a-z][a-z_]*:[a-z][a-z_*]*$", description="resource:action, e.g. contacts:write")
+    str,
+    Field(pattern=r"^[a-z][a-z_-]*:[a-z][a-z_*-]*$", description="resource:action, e.g. audit-alerts:read"),
 ]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
 Cents = Annotated[int, Field(ge=0)]

@@ -45,7 +45,16 @@ def test_a_new_tenant_and_its_suspension_land_in_the_audit_trail(
         json={"name": "Acme", "slug": "acme", "plan": "growth", "admin_email": "admin@acme.example"},
     ).json()
     tenant_api.post(f"/tenants/{tenant['id']}/suspend", json={"reason": "overdue invoice"})
-    audit = audit_api.as_(tokens("admin@acme.example", tenant["id"], ("admin",)))
+    # A suspended tenant's own users are refused (Access Control); the platform operator reads on.
+    audit = audit_api.as_(tenant_api.token)
+    admin = audit_api.as_(tokens("admin@acme.example", tenant["id"], ("admin",)))
+
+    def blocked() -> dict[str, Any] | None:
+        response = admin.get(f"/tenants/{tenant['id']}/audit/entries")
+        return response.json() if response.status_code == 403 else None
+
+    refusal = eventually(blocked, what="the suspended tenant's admin to be refused")
+    assert "suspended" in refusal["reason"]
 
     created = eventually(
         lambda: entries(audit, tenant["id"], action="tenant.created"), what="the audit entry"
@@ -86,7 +95,7 @@ def test_editing_an_entry_in_the_database_is_detected_by_verify(
         json={"name": "Tamper", "slug": "tamper", "plan": "free", "admin_email": "a@tamper.example"},
     ).json()
     tenant_api.post(f"/tenants/{tenant['id']}/suspend", json={"reason": "r"})
-    audit = audit_api.as_(tokens("a@tamper.example", tenant["id"], ("admin",)))
+    audit = audit_api.as_(tenant_api.token)  # the operator: the suspended tenant's users are refused
     eventually(
         lambda: (
             audit.get(f"/tenants/{tenant['id']}/audit/verify").json()["blocks_checked"] >= 1
@@ -127,7 +136,7 @@ def test_a_final_payment_failure_from_billing_suspends_the_tenant_and_is_audited
         lambda: tenant_api.get(f"/tenants/{tenant['id']}").json()["status"] == "suspended",
         what="the tenant to be suspended by the billing event",
     )
-    audit = audit_api.as_(tokens("a@late.example", tenant["id"], ("admin",)))
+    audit = audit_api.as_(tenant_api.token)  # the operator: the suspended tenant's users are refused
     suspended = eventually(
         lambda: entries(audit, tenant["id"], action="tenant.suspended"), what="the audit entry"
     )

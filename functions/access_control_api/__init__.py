@@ -1,0 +1,1 @@
+"""Access Control API (Access Control Service; Account Administration; Access Role)."""
