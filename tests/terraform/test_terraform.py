@@ -246,7 +246,12 @@ def evaluated(workspace: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    return Settings(project_id=PROJECT, location=REGION, environment="dev")
+    # Only what Terraform sets counts: CMP_* variables of this process (a local suite started by other
+    # tests in the same session exports some) must not leak in.
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("CMP_")]:
+            patch.delenv(name)
+        return Settings(project_id=PROJECT, location=REGION, environment="dev")
 
 
 @pytest.fixture(scope="module")
