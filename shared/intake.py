@@ -102,6 +102,7 @@ class EventIntake:
         project_id: str,
         max_attempts: int,
         retention: timedelta,
+        serialize_by_tenant: bool = False,
     ) -> None:
         missing = {e.name for e in catalog.consumed_by(api.name)} ^ set(handlers)
         if missing:
@@ -117,6 +118,9 @@ class EventIntake:
         self._project_id = project_id
         self.max_attempts = max_attempts
         self.retention = retention
+        # Handlers that all write one per-tenant document (a version, a counter) queue up per tenant in
+        # this instance instead of aborting each other's transactions.
+        self.serialize_by_tenant = serialize_by_tenant
 
     def handle(self, body: bytes) -> Outcome:
         try:
@@ -130,7 +134,8 @@ class EventIntake:
         key = self._dedupe_key(envelope)
         delivered = Delivered(envelope, payload, entry)
         try:
-            processed = self.uow.run(lambda tx: self._process(tx, key, delivered))
+            lane = f"{self.api.slug}:{envelope.tenantid}" if self.serialize_by_tenant else None
+            processed = self.uow.run(lambda tx: self._process(tx, key, delivered), serialize_on=lane)
         except Exception as exc:
             return self._failed(push, envelope, key, exc)
         return Outcome(200, "processed" if processed else "duplicate")

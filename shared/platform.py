@@ -107,7 +107,9 @@ class Platform:
 
         return HttpApp(router, lambda: self.caller_auth, lambda: self.idempotency, lambda: self.access)
 
-    def intake(self, api: Api, handlers: Mapping[str, EventHandler]) -> EventIntake:
+    def intake(
+        self, api: Api, handlers: Mapping[str, EventHandler], serialize_by_tenant: bool = False
+    ) -> EventIntake:
         from shared.intake import EventIntake
 
         return EventIntake(
@@ -119,6 +121,7 @@ class Platform:
             self.settings.project_id,
             self.settings.max_delivery_attempts,
             self.retention,
+            serialize_by_tenant,
         )
 
 
@@ -144,14 +147,18 @@ def http_function(build: Callable[[Platform], Router]) -> Callable[[flask.Reques
 
 
 def events_function(
-    api_module: str, build: Callable[[Platform], Mapping[str, EventHandler]]
+    api_module: str,
+    build: Callable[[Platform], Mapping[str, EventHandler]],
+    serialize_by_tenant: bool = False,
 ) -> Callable[[flask.Request], flask.Response]:
-    """Wrap an API's event handlers as the push endpoint of all its subscriptions."""
+    """Wrap an API's event handlers as the push endpoint of all its subscriptions. With
+    `serialize_by_tenant`, one instance handles one tenant's events one at a time (for handlers that
+    all write a per-tenant document)."""
 
     @cache
     def intake() -> EventIntake:
         p = platform()
-        return p.intake(p.catalog.api_by_module(api_module), build(p))
+        return p.intake(p.catalog.api_by_module(api_module), build(p), serialize_by_tenant)
 
     def entry(request: flask.Request) -> flask.Response:
         from shared.http import problem_response

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -35,10 +36,21 @@ def suite() -> Iterator[Suite]:
 
 
 def reset_firestore(project: str) -> None:
+    """Empty the database. The emulator answers 409 while a transaction holds locks (a delivery of an
+    earlier test still running): wait for it."""
     host = os.environ["FIRESTORE_EMULATOR_HOST"]
     url = f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
-    with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10):
-        pass
+
+    def reset() -> bool:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10):
+                return True
+        except urllib.error.HTTPError as error:
+            if error.code != 409:
+                raise
+            return False
+
+    eventually(reset, timeout=30, what="the Firestore emulator to accept a reset")
 
 
 @pytest.fixture
@@ -137,14 +149,24 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "con
         delay = min(delay * 1.5, 0.5)
 
 
-def dump_firestore(db: Any) -> dict[str, dict[str, Any]]:
-    """Every document in the database, by path (for "changed nothing" assertions)."""
+def dump_firestore(db: Any, tenant_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every document in the database, by path (for "changed nothing" assertions). With `tenant_id`,
+    only what concerns that tenant (its subtree, and kernel records naming it) and documents naming no
+    tenant: deliveries of earlier tests, still in flight for their own tenants, are left out."""
     out: dict[str, dict[str, Any]] = {}
+
+    def concerns(path: str, data: dict[str, Any]) -> bool:
+        if tenant_id is None:
+            return True
+        if path.startswith("tenants/"):
+            return path.split("/")[1] == tenant_id
+        named = data.get("tenant_id")
+        return named is None or named == tenant_id
 
     def walk(collection: Any) -> None:
         for ref in collection.list_documents():
             snapshot = ref.get()
-            if snapshot.exists:
+            if snapshot.exists and concerns(ref.path, snapshot.to_dict() or {}):
                 out[ref.path] = snapshot.to_dict()
             for sub in ref.collections():
                 walk(sub)
@@ -171,14 +193,14 @@ def push_body(
     }
 
 
-def quiescent(db: Any, settle_seconds: float = 0.5) -> dict[str, Any]:
+def quiescent(db: Any, settle_seconds: float = 0.5, tenant_id: str | None = None) -> dict[str, Any]:
     """Wait until asynchronous consequences (published events, their consumers) have settled, and
-    return the database as it then is."""
+    return the database as it then is (as dump_firestore, for `tenant_id`)."""
     previous: dict[str, Any] = {}
 
     def settled() -> dict[str, Any] | None:
         nonlocal previous
-        current = dump_firestore(db)
+        current = dump_firestore(db, tenant_id)
         if current == previous:
             return current
         previous = current

@@ -11,4 +11,6 @@ from shared.platform import events_function, http_function
 TRIGGERS = {"access_control_api": "http", "access_control_api_events": "pubsub-push"}
 
 access_control_api = functions_framework.http(http_function(build_router))
-access_control_api_events = functions_framework.http(events_function("access_control_api", build_handlers))
+access_control_api_events = functions_framework.http(
+    events_function("access_control_api", build_handlers, serialize_by_tenant=True)
+)

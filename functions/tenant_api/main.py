@@ -11,4 +11,6 @@ from shared.platform import events_function, http_function
 TRIGGERS = {"tenant_api": "http", "tenant_api_events": "pubsub-push"}
 
 tenant_api = functions_framework.http(http_function(build_router))
-tenant_api_events = functions_framework.http(events_function("tenant_api", build_handlers))
+tenant_api_events = functions_framework.http(
+    events_function("tenant_api", build_handlers, serialize_by_tenant=True)
+)

@@ -271,7 +271,7 @@ def test_groups_and_policies_list_with_cursors(admin: Api, tenant: dict[str, Any
 def test_bad_input_gets_a_problem_and_changes_nothing(
     admin: Api, tenant: dict[str, Any], db: Any, method: str, path: str, body: Any, status: int
 ) -> None:
-    before = quiescent(db)
+    before = quiescent(db, tenant_id=tenant["id"])
     kwargs: dict[str, Any] = {}
     if isinstance(body, str):
         kwargs = {"data": body, "headers": {"Content-Type": "application/json"}}
@@ -283,7 +283,7 @@ def test_bad_input_gets_a_problem_and_changes_nothing(
     assert "Traceback" not in response.text
     if status == 422:
         assert response.json()["errors"][0]["pointer"].startswith("#/")
-    assert dump_firestore(db) == before
+    assert dump_firestore(db, tenant["id"]) == before
 
 
 def test_other_tenants_get_404_and_roles_without_access_permissions_get_403(
@@ -457,9 +457,9 @@ def test_five_mfa_failures_within_fifteen_minutes_lock_the_principal_and_a_dupli
     assert datetime.fromisoformat(state["locked_until"]) == now + timedelta(minutes=30)
     assert decision(admin, tenant, "u2", "tenants:read", roles=["admin"])["allowed"]
 
-    before = quiescent(db)
+    before = quiescent(db, tenant_id=tenant["id"])
     assert push(clean, fifth) == "duplicate"
-    assert dump_firestore(db) == before
+    assert dump_firestore(db, tenant["id"]) == before
 
     restored = ok(admin.post(f"{base(tenant)}/principals/u1/restore", json={}))
     assert restored["locked_until"] is None and restored["mfa_failures"] == 0

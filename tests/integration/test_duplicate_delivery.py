@@ -60,9 +60,9 @@ def test_a_second_delivery_changes_nothing(
 
     first = requests.post(url, json=body, timeout=30)
     assert first.status_code == 200 and first.json()["result"] == "processed", first.text
-    before = quiescent(db)
+    before = quiescent(db, tenant_id=tenant["id"])
     # A republish by the outbox relay carries a new message id: dedupe must key on the CloudEvent.
     body["message"]["messageId"] = str(uuid.uuid4())
     second = requests.post(url, json=body, timeout=30)
     assert second.status_code == 200 and second.json()["result"] == "duplicate", second.text
-    assert dump_firestore(db) == before
+    assert dump_firestore(db, tenant["id"]) == before

@@ -215,7 +215,7 @@ def test_bad_input_gets_a_problem_and_changes_nothing(
     tenant_api: Api, db: Any, method: str, path: str, body: Any, status: int
 ) -> None:
     tenant = create(tenant_api, "strict")
-    before = quiescent(db)  # the Audit API records the creation asynchronously
+    before = quiescent(db, tenant_id=tenant["id"])  # the Audit API records the creation asynchronously
     kwargs: dict[str, Any] = {}
     if isinstance(body, str):
         kwargs = {"data": body, "headers": {"Content-Type": "application/json"}}
@@ -227,7 +227,8 @@ def test_bad_input_gets_a_problem_and_changes_nothing(
     problem = response.json()
     assert problem["status"] == status and problem["type"].startswith("https://") and problem["title"]
     assert "Traceback" not in response.text
-    assert dump_firestore(db) == before
+    assert dump_firestore(db, tenant["id"]) == before
+    assert [t["id"] for t in tenant_api.get("/tenants").json()["items"]] == [tenant["id"]]
 
 
 def test_seats_assign_idempotently_release_and_list(tenant_api: Api) -> None:
