@@ -105,6 +105,7 @@ class PrincipalState:
     lock_reason: str | None = None
     revoked: bool = False
     deactivated: bool = False
+    deactivated_at: datetime | None = None
 
 
 def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -220,6 +221,7 @@ def principal_from_document(uid: str, document: Mapping[str, Any]) -> PrincipalS
         lock_reason=reason if isinstance(reason, str) else None,
         revoked=document.get("revoked") is True,
         deactivated=document.get("deactivated") is True,
+        deactivated_at=_time(document.get("deactivated_at")),
     )
 
 
@@ -230,6 +232,11 @@ def principal_from_document(uid: str, document: Mapping[str, Any]) -> PrincipalS
 
 def _deny(reason: str) -> AccessDecision:
     return AccessDecision(False, reason)
+
+
+def _signed_in_since(principal: Principal, moment: datetime | None) -> bool:
+    signed_in = principal.authenticated_at
+    return signed_in is not None and moment is not None and signed_in > moment
 
 
 def decide(
@@ -253,7 +260,9 @@ def decide(
         return _deny(blocked)
     state = snapshot.principals.get(principal.uid)
     if state is not None:
-        if state.deactivated:
+        if state.deactivated and not _signed_in_since(principal, state.deactivated_at):
+            # A deactivated identity cannot sign in: a sign-in after the deactivation means User
+            # Management reactivated it (the seed has no "User Reactivated" event to tell us).
             return _deny("principal deactivated")
         if state.revoked:
             return _deny("principal access revoked")

@@ -10,6 +10,7 @@ as a bearer header by the Tasks emulator and as the `token` query parameter of p
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.authz import SERVICE_ROLE, Principal
@@ -30,12 +31,16 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise unauthenticated("The token's roles claim is malformed.")
     tenant = claims.get("tenant_id")
+    auth_time = claims.get("auth_time")
     return Principal(
         uid=str(claims.get("uid") or claims.get("sub") or ""),
         tenant_id=tenant if isinstance(tenant, str) and tenant else None,
         roles=frozenset(roles),
         email=claims.get("email") if isinstance(claims.get("email"), str) else None,
         is_operator=claims.get("platform_operator") is True,
+        authenticated_at=datetime.fromtimestamp(auth_time, UTC)
+        if isinstance(auth_time, int | float)
+        else None,
     )
 
 

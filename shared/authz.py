@@ -8,6 +8,7 @@ tenant-scoped permissions and only inside their own tenant (enforced by the kern
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 # Permissions only a platform operator holds: they act across tenants.
 PLATFORM_PERMISSIONS = frozenset(
@@ -72,6 +73,7 @@ class Principal:
     email: str | None = None
     is_operator: bool = False
     is_service: bool = False
+    authenticated_at: datetime | None = None  # when the user signed in (the token's auth_time)
 
     def permissions(self) -> frozenset[str]:
         if self.is_operator:

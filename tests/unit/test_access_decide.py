@@ -100,6 +100,21 @@ def test_a_deactivated_principal_is_denied() -> None:
     assert not decision.allowed and decision.reason == "principal deactivated"
 
 
+def test_a_deactivated_principal_is_let_back_in_only_by_a_sign_in_after_the_deactivation() -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    deactivated_at = NOW - timedelta(hours=1)
+    config = access(principals={"u1": PrincipalState("u1", deactivated=True, deactivated_at=deactivated_at)})
+    before = replace(user("u1", "admin"), authenticated_at=deactivated_at - timedelta(seconds=1))
+    same_second = replace(user("u1", "admin"), authenticated_at=deactivated_at)
+    after = replace(user("u1", "admin"), authenticated_at=deactivated_at + timedelta(seconds=1))
+    assert not decide(config, before, "tenants:read", now=NOW).allowed
+    assert not decide(config, same_second, "tenants:read", now=NOW).allowed
+    assert not decide(config, user("u1", "admin"), "tenants:read", now=NOW).allowed  # no sign-in time
+    assert decide(config, after, "tenants:read", now=NOW).allowed
+
+
 def test_a_revoked_principal_is_denied() -> None:
     config = access(principals={"u1": PrincipalState("u1", revoked=True)})
     decision = decide(config, user("u1", "admin"), "tenants:read", now=NOW)

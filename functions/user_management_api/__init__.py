@@ -1,0 +1,1 @@
+"""User Management API (User Auth Service; process Manage User Access: users, invitations, imports)."""
