@@ -75,6 +75,7 @@ def print_banner(suite: Suite, info: dict[str, str], skipped: list[str]) -> None
         print(f"\n  Subscribers with no function yet (their subscriptions are not created): {names}")
     tenant_url = suite.function_url("tenant_api") + f"/tenants/{info['tenant_id']}"
     audit_url = suite.function_url("audit_api") + f"/tenants/{info['tenant_id']}/audit/entries"
+    users_url = suite.function_url("user_management_api") + f"/tenants/{info['tenant_id']}"
     print(
         f"""
 Demo tenant {info["tenant_id"]} (slug acme); its admin is admin@acme.example. Tokens last one hour.
@@ -84,6 +85,10 @@ Demo tenant {info["tenant_id"]} (slug acme); its admin is admin@acme.example. To
 
   curl -s -H "Authorization: Bearer $ADMIN_TOKEN" {tenant_url}
   curl -s -H "Authorization: Bearer $ADMIN_TOKEN" {audit_url}
+
+  # invite a user (the answer carries the single-use invitation token)
+  curl -s -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" \\
+       -d '{{"email": "new.user@acme.example", "role": "member"}}' {users_url}/invitations
 
   # as the platform operator: suspend the tenant, then see it in the audit trail
   curl -s -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H "Content-Type: application/json" \\
