@@ -2,8 +2,10 @@
 
 build/<function>/ holds main.py (the entry point), functions/<package>/, a copy of shared/, the
 schemas the kernel reads, and requirements.txt. Nothing is reached through symlinks or sys.path edits:
-the folder alone is what gets deployed. build/manifest.json lists every function with its trigger and
-a content hash, so Terraform uploads (and redeploys) only what changed.
+the folder alone is what gets deployed. build/manifest.json lists every function with its trigger, a
+content hash (so Terraform uploads, and redeploys, only what changed), the HTTP functions it calls as a
+service (`calls`, from CALLS) and what it needs at project level (`needs`, from NEEDS): Terraform
+derives the callee's CMP_SERVICE_CALLERS and the identity admin roles from them.
 """
 
 from __future__ import annotations
@@ -15,11 +17,25 @@ import shutil
 import sys
 import tomllib
 from pathlib import Path
+from typing import TypedDict
 
 from functions.manifest import FunctionSpec, discover
 
 ROOT = Path(__file__).resolve().parent.parent
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "test_*", "tests")
+
+
+class ManifestEntry(TypedDict):
+    """One function of build/manifest.json (terraform/locals.tf reads every field)."""
+
+    name: str
+    package: str
+    trigger: str
+    entry_point: str
+    source_dir: str
+    sha256: str
+    calls: list[str]  # "http" functions it calls as a service (CALLS in its main.py)
+    needs: list[str]  # functions.manifest.NEED_KINDS (NEEDS in its main.py)
 
 
 def requirements() -> str:
@@ -57,9 +73,9 @@ def build_one(spec: FunctionSpec, out: Path) -> Path:
     return target
 
 
-def build(out: Path) -> list[dict[str, str]]:
+def build(out: Path) -> list[ManifestEntry]:
     out.mkdir(parents=True, exist_ok=True)
-    manifest = []
+    manifest: list[ManifestEntry] = []
     for spec in discover():
         folder = build_one(spec, out)
         manifest.append(
@@ -70,6 +86,8 @@ def build(out: Path) -> list[dict[str, str]]:
                 "entry_point": spec.name,
                 "source_dir": folder.relative_to(out).as_posix(),
                 "sha256": content_hash(folder),
+                "calls": list(spec.calls),
+                "needs": list(spec.needs),
             }
         )
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

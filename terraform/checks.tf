@@ -1,4 +1,14 @@
-# Plan-time consistency checks between the variables and the catalog/manifest (warnings).
+# Consistency checks (warnings): the variables against the catalog and the manifest at plan time, and
+# the created service accounts against the emails locals.tf derives, once they exist.
+
+# CMP_SERVICE_CALLERS (locals.tf) names the callers by the email their account id gives: warn if the
+# created accounts differ, or the callee would refuse their tokens.
+check "function_emails_match_the_service_accounts" {
+  assert {
+    condition     = alltrue([for name, email in module.iam.function_emails : email == local.function_emails[name]])
+    error_message = "A function's service account email differs from ACCOUNT_ID@PROJECT.iam.gserviceaccount.com: CMP_SERVICE_CALLERS will not match it."
+  }
+}
 
 check "function_overrides_are_functions" {
   assert {
@@ -25,6 +35,14 @@ check "service_account_ids_are_unique" {
   assert {
     condition     = length(distinct(values(local.function_account_ids))) == length(local.function_account_ids)
     error_message = "Two functions map to the same service account id: rename one."
+  }
+}
+
+# functions/manifest.py refuses these already; a hand-edited manifest is caught here.
+check "service_calls_target_http_functions" {
+  assert {
+    condition     = alltrue(flatten([for f in values(local.functions) : [for callee in f.calls : try(local.functions[callee].kind, null) == "http"]]))
+    error_message = "build/manifest.json: a function \"calls\" something that is not an http function of the manifest."
   }
 }
 

@@ -1,7 +1,8 @@
 # Everything the modules create is derived here from three files, so an event, a subscriber or a
 # function added to the catalog or to build/manifest.json appears without editing Terraform:
 #   ../schemas/catalog.json            apis, partners, events, queues (shared/catalog.py reads it too)
-#   ../build/manifest.json             every function, its trigger and content hash (`make build`)
+#   ../build/manifest.json             every function, its trigger, content hash, the HTTP functions it
+#                                      calls and its needs (`make build`, from TRIGGERS, CALLS, NEEDS)
 #   ../schemas/firestore.indexes.json  composite indexes and field overrides (Firebase CLI format)
 #
 # This file only reads variables and those files (no resources, data sources or modules), so
@@ -117,12 +118,17 @@ locals {
     for name, id in local.function_account_names : name => length(id) <= 30 ? id : "${substr(id, 0, 23)}-${substr(sha1(id), 0, 6)}"
   }
 
+  # The emails google_service_account gives those ids (checks.tf compares them after apply).
+  function_emails = { for name, id in local.function_account_ids : name => "${id}@${var.project_id}.iam.gserviceaccount.com" }
+
   functions = {
     for f in local.manifest : f.name => {
       account_id  = local.function_account_ids[f.name]
       api         = try(local.apis_by_module[f.package].name, null)
+      calls       = f.calls # "http" functions it calls as a service (CALLS in its main.py)
       entry_point = f.entry_point
       kind        = split(":", f.trigger)[0]
+      needs       = f.needs # project-level capabilities, e.g. "identity-admin" (NEEDS in its main.py)
       package     = f.package
       schedule    = startswith(f.trigger, "scheduler:") ? trimprefix(f.trigger, "scheduler:") : null
       sha256      = f.sha256
@@ -141,6 +147,16 @@ locals {
         timeout_seconds  = coalesce(try(var.function_overrides[f.name].timeout_seconds, null), var.function_defaults.timeout_seconds)
       }
     }
+  }
+
+  # Who calls each HTTP function as a service (manifest "calls", from CALLS in functions/<pkg>/main.py):
+  # HTTP functions with callers only. shared/services.py mints the caller's OIDC token (its own service
+  # account, from the metadata server) for the callee's URL; the callee's CallerAuthenticator accepts
+  # it when the email is in CMP_SERVICE_CALLERS and the audience is CMP_SERVICE_AUDIENCE.
+  function_callers = {
+    for name, f in local.functions : name => sort([
+      for caller, c in local.functions : local.function_emails[caller] if contains(c.calls, name)
+    ]) if f.kind == "http" && anytrue([for c in values(local.functions) : contains(c.calls, name)])
   }
 
   # The CMP_* settings of shared/config.py, per function.
@@ -163,6 +179,12 @@ locals {
         CMP_SERVICE_AUDIENCE = f.url
         CMP_SERVICE_INVOKERS = jsonencode([local.invoker_emails[f.invoker]])
       }),
+      # An HTTP API called by other functions accepts their accounts' OIDC tokens, minted for its URL.
+      # Without callers it gets neither variable, and refuses every service token (shared/auth.py).
+      contains(keys(local.function_callers), name) ? tomap({
+        CMP_SERVICE_AUDIENCE = f.url
+        CMP_SERVICE_CALLERS  = jsonencode(local.function_callers[name])
+      }) : tomap({}),
     )
   }
 

@@ -14,6 +14,19 @@ TRIGGERS = {
     "user_management_api_events": "pubsub-push",
     "user_management_api_tasks": "tasks",
 }
+# The Tenant API's seats (adapters.SeatPool, over HTTP as a platform service): the HTTP function takes
+# and releases them (accept, deactivate, reactivate) and reads the pool; the tasks function reads it for
+# a bulk import chunk. The events function only schedules a task.
+CALLS = {
+    "user_management_api": ["tenant_api"],
+    "user_management_api_tasks": ["tenant_api"],
+}
+# Identity Platform administration (adapters.IdentityProvider): tenants, users, custom claims, token
+# revocation, disabling users. The tasks function creates the IdP tenant for an import and resyncs claims.
+NEEDS = {
+    "user_management_api": ["identity-admin"],
+    "user_management_api_tasks": ["identity-admin"],
+}
 
 user_management_api = functions_framework.http(http_function(build_router))
 user_management_api_events = functions_framework.http(events_function("user_management_api", build_handlers))

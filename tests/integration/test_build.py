@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from functions.build import build
-from functions.manifest import discover
+from functions.build import ManifestEntry, build
+from functions.manifest import NEED_KINDS, discover
 
 PROBE = """
 import json, sys
@@ -31,13 +32,13 @@ print(json.dumps({"routes": [str(r) for r in app.url_map.iter_rules()], "clients
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, str]]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ManifestEntry]]:
     out = tmp_path_factory.mktemp("build")
     return out, build(out)
 
 
 def test_the_manifest_lists_every_function_with_a_content_hash(
-    built: tuple[Path, list[dict[str, str]]],
+    built: tuple[Path, list[ManifestEntry]],
 ) -> None:
     out, manifest = built
     assert [entry["name"] for entry in manifest] == [spec.name for spec in discover()]
@@ -46,8 +47,66 @@ def test_the_manifest_lists_every_function_with_a_content_hash(
     assert len({entry["sha256"] for entry in manifest}) == len(manifest)
 
 
+def test_the_manifest_carries_calls_and_needs(built: tuple[Path, list[ManifestEntry]]) -> None:
+    """CALLS and NEEDS of each main.py, per function: what Terraform grants and lets in."""
+    _, manifest = built
+    kinds = {entry["name"]: entry["trigger"].split(":", 1)[0] for entry in manifest}
+    for entry, spec in zip(manifest, discover(), strict=True):
+        assert entry["calls"] == list(spec.calls) and entry["needs"] == list(spec.needs)
+        assert all(kinds[callee] == "http" and callee != entry["name"] for callee in entry["calls"])
+        assert set(entry["needs"]) <= set(NEED_KINDS)
+    by_name = {entry["name"]: entry for entry in manifest}
+    # User Management takes and releases the Tenant API's seats and administers Identity Platform.
+    assert by_name["user_management_api"]["calls"] == ["tenant_api"]
+    assert by_name["user_management_api"]["needs"] == ["identity-admin"]
+    assert by_name["tenant_api"]["calls"] == [] and by_name["tenant_api"]["needs"] == []
+
+
+@pytest.mark.parametrize(
+    ("declarations", "error"),
+    [
+        ('CALLS = {"a": ["b_events"]}', "a 'pubsub-push' function"),
+        ('CALLS = {"a": ["nowhere"]}', "no function"),
+        ('CALLS = {"a": ["a"]}', "itself"),
+        ('CALLS = {"b_events": "a"}', "list of names"),
+        ('CALLS = {"other": ["a"]}', "not in this package's TRIGGERS"),
+        ('NEEDS = {"a": ["owner"]}', "unknown NEEDS"),
+        ("NEEDS = [1]", "dict literal"),
+    ],
+)
+def test_calls_and_needs_are_validated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, declarations: str, error: str
+) -> None:
+    import functions.manifest as manifest
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "main.py").write_text(
+        f'TRIGGERS = {{"a": "http", "b_events": "pubsub-push"}}\n{declarations}\n', encoding="utf-8"
+    )
+    monkeypatch.setattr(manifest, "FUNCTIONS_DIR", tmp_path)
+    with pytest.raises(ValueError, match=re.escape(error)):
+        manifest.discover()
+
+
+def test_calls_and_needs_are_optional(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import functions.manifest as manifest
+
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "main.py").write_text('TRIGGERS = {"api": "http"}\n', encoding="utf-8")
+    (tmp_path / "caller").mkdir()
+    (tmp_path / "caller" / "main.py").write_text(
+        'TRIGGERS = {"caller": "tasks"}\nCALLS = {"caller": ["api", "api"]}\n'
+        'NEEDS = {"caller": ["identity-admin"]}\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(manifest, "FUNCTIONS_DIR", tmp_path)
+    specs = {spec.name: spec for spec in manifest.discover()}
+    assert (specs["api"].calls, specs["api"].needs) == ((), ())
+    assert (specs["caller"].calls, specs["caller"].needs) == (("api",), ("identity-admin",))
+
+
 def test_rebuilding_unchanged_sources_keeps_the_hashes(
-    built: tuple[Path, list[dict[str, str]]], tmp_path: Path
+    built: tuple[Path, list[ManifestEntry]], tmp_path: Path
 ) -> None:
     _, first = built
     assert [e["sha256"] for e in build(tmp_path)] == [e["sha256"] for e in first]
@@ -55,7 +114,7 @@ def test_rebuilding_unchanged_sources_keeps_the_hashes(
 
 @pytest.mark.parametrize("spec", discover(), ids=lambda spec: spec.name)
 def test_each_artifact_imports_alone_and_creates_no_client(
-    built: tuple[Path, list[dict[str, str]]], spec: object
+    built: tuple[Path, list[ManifestEntry]], spec: object
 ) -> None:
     out, _ = built
     name = spec.name  # type: ignore[attr-defined]

@@ -11,7 +11,8 @@ Terraform cannot download providers here, so nothing is planned. What is checked
   a module variable that the root fills from exactly that local, and that no catalog name is written
   by hand in any .tf file.
 - IAM: no primitive role anywhere, project-level grants only from an allow-list, one service account
-  per function. No secret values in .tf or .tfvars files.
+  per function; service callers (CALLS) and identity administrators (NEEDS) exactly as the manifest
+  declares them. No secret values in .tf or .tfvars files.
 - checkov (terraform/checkov.sh, in its own virtualenv) reports no failed check.
 """
 
@@ -32,7 +33,7 @@ import hcl2
 import pytest
 
 from emulators.provision import BACKSTOP_EXTRA_ATTEMPTS, Provisioned, provision
-from functions.build import build
+from functions.build import ManifestEntry, build
 from shared.catalog import EXTERNAL, Catalog, load_catalog
 from shared.config import Settings
 from shared.idempotency import COLLECTION as IDEMPOTENCY
@@ -64,6 +65,12 @@ PROJECT_ROLES = {
 # check_revoked=True, which reads the user (firebaseauth.users.get); Identity Platform has no
 # resource-level IAM. The test below proves it is granted to HTTP functions and nobody else.
 HTTP_ONLY_PROJECT_ROLE = "roles/firebaseauth.viewer"
+# Another, for the functions whose manifest entry needs "identity-admin" (NEEDS in their main.py: the
+# User Management API's) and nobody else: they create Identity Platform tenants (identityplatform.admin)
+# and users, set custom claims, revoke tokens and disable users (firebaseauth.admin). Identity Platform
+# has no resource-level IAM (no per-tenant or per-user binding), so project level is the narrowest scope.
+IDENTITY_ADMIN = "identity-admin"
+IDENTITY_ADMIN_PROJECT_ROLES = {"roles/identityplatform.admin", "roles/firebaseauth.admin"}
 
 
 def tf_files() -> list[Path]:
@@ -182,8 +189,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def manifest(workspace: Path) -> list[dict[str, str]]:
-    entries: list[dict[str, str]] = json.loads((workspace / "build" / "manifest.json").read_text())
+def manifest(workspace: Path) -> list[ManifestEntry]:
+    entries: list[ManifestEntry] = json.loads((workspace / "build" / "manifest.json").read_text())
     return entries
 
 
@@ -210,6 +217,8 @@ LOCALS = (
     "dead_letter_topics",
     "firestore_fields",
     "firestore_indexes",
+    "function_callers",
+    "function_emails",
     "function_env",
     "functions",
     "partner_subscribers",
@@ -364,7 +373,7 @@ def test_locals_spell_the_catalog_naming_rules() -> None:
 
 
 def test_topics_dead_letters_and_subscriptions_match_the_catalog(
-    evaluated: dict[str, Any], catalog: Catalog, manifest: list[dict[str, str]], settings: Settings
+    evaluated: dict[str, Any], catalog: Catalog, manifest: list[ManifestEntry], settings: Settings
 ) -> None:
     built = {f["name"] for f in manifest}
     assert set(evaluated["topics"]) == {e.topic for e in catalog.events}
@@ -402,7 +411,7 @@ def test_topics_dead_letters_and_subscriptions_match_the_catalog(
 def test_the_same_names_as_the_local_suite(
     evaluated: dict[str, Any],
     provisioned: tuple[Provisioned, dict[str, dict[str, Any]], dict[str, Any]],
-    manifest: list[dict[str, str]],
+    manifest: list[ManifestEntry],
 ) -> None:
     """Terraform creates in a project exactly what emulators/provision.py creates on the emulators."""
     report, subscriptions, queues = provisioned
@@ -495,7 +504,7 @@ def test_catalog_driven_resources_iterate_over_the_derived_locals(evaluated: dic
 
 
 def test_no_catalog_or_manifest_name_is_written_in_terraform(
-    catalog: Catalog, manifest: list[dict[str, str]]
+    catalog: Catalog, manifest: list[ManifestEntry]
 ) -> None:
     names = {e.topic for e in catalog.events} | {e.name for e in catalog.events}
     names |= {e.push_subscription(catalog.api(n)) for e in catalog.events for n in e.subscribers}
@@ -522,7 +531,7 @@ def test_no_catalog_or_manifest_name_is_written_in_terraform(
 
 
 def test_every_manifest_function_is_deployed_with_its_trigger(
-    evaluated: dict[str, Any], manifest: list[dict[str, str]], settings: Settings
+    evaluated: dict[str, Any], manifest: list[ManifestEntry], settings: Settings
 ) -> None:
     functions = evaluated["functions"]
     assert set(functions) == {f["name"] for f in manifest}
@@ -597,13 +606,85 @@ def test_cmp_settings_parse_in_the_real_settings(
         assert parsed_settings.function_url(name) == settings.function_url(name)
         assert parsed_settings.tasks_account == tasks_account
         if kind == "http":
-            assert "CMP_SERVICE_INVOKERS" not in env and "CMP_SERVICE_AUDIENCE" not in env
+            assert "CMP_SERVICE_INVOKERS" not in env
+            if name in evaluated["function_callers"]:
+                # Service callers' tokens are minted for settings.function_url(callee) (shared/services.py).
+                assert parsed_settings.service_audience == settings.function_url(name)
+                assert parsed_settings.service_callers == tuple(evaluated["function_callers"][name])
+            else:  # no caller: no service token is accepted (shared/auth.py CallerAuthenticator)
+                assert "CMP_SERVICE_CALLERS" not in env and "CMP_SERVICE_AUDIENCE" not in env
+                assert parsed_settings.service_callers == ()
         else:
+            assert "CMP_SERVICE_CALLERS" not in env
             assert parsed_settings.service_invokers == (invoker_of[kind],)
             assert parsed_settings.service_audience == settings.function_url(name)
         # Cloud Tasks signs as the tasks account shared/tasks.py names: the one its targets accept.
         if kind == "tasks":
             assert parsed_settings.service_invokers == (parsed_settings.tasks_account,)
+
+
+def test_service_callers_are_exactly_the_manifests_calls(
+    evaluated: dict[str, Any], manifest: list[ManifestEntry]
+) -> None:
+    """An HTTP API lets in exactly the service accounts of the functions whose manifest entry calls it."""
+    emails = evaluated["function_emails"]
+    functions = evaluated["functions"]
+    assert set(emails) == set(functions)
+    for name, f in functions.items():
+        assert emails[name] == f"{f['account_id']}@{PROJECT}.iam.gserviceaccount.com"
+    expected: dict[str, list[str]] = {}
+    for entry in manifest:
+        assert functions[entry["name"]]["calls"] == entry["calls"]
+        assert functions[entry["name"]]["needs"] == entry["needs"]
+        for callee in entry["calls"]:
+            expected.setdefault(callee, []).append(emails[entry["name"]])
+    assert evaluated["function_callers"] == {callee: sorted(found) for callee, found in expected.items()}
+    assert all(functions[callee]["kind"] == "http" for callee in evaluated["function_callers"])
+    for name, f in functions.items():
+        if f["kind"] == "http" and name not in expected:
+            assert "CMP_SERVICE_CALLERS" not in evaluated["function_env"][name], name
+
+
+def test_user_management_calls_the_tenant_api_when_the_manifest_says_so(
+    evaluated: dict[str, Any], manifest: list[ManifestEntry]
+) -> None:
+    """The case the platform depends on: User Management takes and releases the Tenant API's seats
+    (functions/user_management_api/adapters.py SeatPool), so the Tenant API must let its accounts in."""
+    emails = evaluated["function_emails"]
+    user_management = {
+        emails[e["name"]]
+        for e in manifest
+        if e["package"] == "user_management_api" and "tenant_api" in e["calls"]
+    }
+    if not user_management:
+        pytest.skip("no User Management function declares a call to the Tenant API")
+    env = evaluated["function_env"]["tenant_api"]
+    callers = json.loads(env["CMP_SERVICE_CALLERS"])
+    assert callers == sorted(emails[e["name"]] for e in manifest if "tenant_api" in e["calls"])
+    assert user_management <= set(callers)
+    assert env["CMP_SERVICE_AUDIENCE"] == f"https://{REGION}-{PROJECT}.cloudfunctions.net/tenant_api"
+
+
+def test_identity_admin_roles_go_to_the_functions_that_need_them(
+    evaluated: dict[str, Any], manifest: list[ManifestEntry]
+) -> None:
+    """Both roles iterate over the functions whose needs contain "identity-admin", and nothing else."""
+    for name in ("identity_platform_admin", "firebaseauth_admin"):
+        body = module_resource("iam", "google_project_iam_member", name)
+        assert expression(body["for_each"]).replace(" ", "") == (
+            f'{{forname,finvar.functions:name=>fifcontains(f.needs,"{IDENTITY_ADMIN}")}}'
+        ), name
+        assert scalar(body["member"]) == "serviceAccount:${google_service_account.function[each.key].email}"
+    assert {
+        scalar(module_resource("iam", "google_project_iam_member", n)["role"])
+        for n in ("identity_platform_admin", "firebaseauth_admin")
+    } == IDENTITY_ADMIN_PROJECT_ROLES
+    assert expression(module_call("iam")["functions"]) == "local.functions"
+    admins = {n for n, f in evaluated["functions"].items() if IDENTITY_ADMIN in f["needs"]}
+    assert admins == {e["name"] for e in manifest if IDENTITY_ADMIN in e["needs"]}
+    # Project-wide identity administration is a strong grant: today only the User Management functions
+    # (IdP tenants and users, claims resync) hold it, and a new holder is a deliberate change of this test.
+    assert admins <= {e["name"] for e in manifest if e["package"] == "user_management_api"}
 
 
 def test_run_invoker_per_trigger() -> None:
@@ -706,6 +787,12 @@ def test_project_level_grants_come_from_the_allow_list() -> None:
                 '{forname,finvar.functions:name=>fiff.kind=="http"}'
             ), f"{rtype}.{name}: {role} is for HTTP functions only"
             continue
+        if role in IDENTITY_ADMIN_PROJECT_ROLES:
+            assert path.parent.name == "iam"
+            assert expression(body["for_each"]).replace(" ", "") == (
+                f'{{forname,finvar.functions:name=>fifcontains(f.needs,"{IDENTITY_ADMIN}")}}'
+            ), f"{rtype}.{name}: {role} is for functions that need {IDENTITY_ADMIN} only"
+            continue
         assert role in PROJECT_ROLES, f"{path.relative_to(ROOT)}: {rtype}.{name} grants {role} project-wide"
     assert not any(r in {"roles/pubsub.publisher", "roles/pubsub.subscriber"} for *_, r in project_grants)
 
@@ -782,7 +869,9 @@ def test_firestore_indexes_fields_and_ttl(evaluated: dict[str, Any]) -> None:
 STUB_OUTPUTS = {
     "iam": """
 output "function_emails" {
-  value = { for name, f in var.functions : name => "${f.account_id}@stub.iam.gserviceaccount.com" }
+  value = {
+    for name, f in var.functions : name => "${f.account_id}@${var.project_id}.iam.gserviceaccount.com"
+  }
 }
 output "invoker_emails" {
   value = { for key, id in var.invokers : key => "${id}@stub.iam.gserviceaccount.com" }

@@ -32,12 +32,33 @@ resource "google_project_iam_member" "function_datastore" {
 # HTTP functions verify users' ID tokens with check_revoked=True (shared/auth.py): the signature check
 # needs no role, but the revocation check reads the user (accounts:lookup, firebaseauth.users.get).
 # Identity Platform has no resource-level IAM, so the read-only role is granted at project level, to
-# the HTTP functions only. No function gets firebaseauth.admin: none creates users or sets claims.
+# the HTTP functions only. The admin roles below go only to functions that declare the need.
 resource "google_project_iam_member" "http_token_revocation_check" {
   for_each = { for name, f in var.functions : name => f if f.kind == "http" }
 
   project = var.project_id
   role    = "roles/firebaseauth.viewer"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+# Identity administration, for the functions whose manifest entry needs "identity-admin" (NEEDS in their
+# functions/<package>/main.py): they create and delete Identity Platform tenants
+# (roles/identityplatform.admin) and, inside them, create, disable and delete users, set custom claims
+# and revoke refresh tokens (roles/firebaseauth.admin). Identity Platform has no resource-level IAM (no
+# per-tenant or per-user binding), so both are granted at project level, to those functions only.
+resource "google_project_iam_member" "identity_platform_admin" {
+  for_each = { for name, f in var.functions : name => f if contains(f.needs, "identity-admin") }
+
+  project = var.project_id
+  role    = "roles/identityplatform.admin"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+resource "google_project_iam_member" "firebaseauth_admin" {
+  for_each = { for name, f in var.functions : name => f if contains(f.needs, "identity-admin") }
+
+  project = var.project_id
+  role    = "roles/firebaseauth.admin"
   member  = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 

@@ -1,9 +1,15 @@
 variable "functions" {
-  description = "Functions by name: the service account id each one runs as, and its trigger kind."
+  description = "Functions by name: the service account id each one runs as, its trigger kind, and its project-level needs (build/manifest.json \"needs\": \"identity-admin\" grants the Identity Platform admin roles)."
   type = map(object({
     account_id = string
     kind       = string
+    needs      = list(string)
   }))
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : length(setsubtract(f.needs, ["identity-admin"])) == 0])
+    error_message = "A function needs something this module does not grant: known needs are \"identity-admin\" (functions/manifest.py NEED_KINDS)."
+  }
 }
 
 variable "invokers" {
