@@ -181,6 +181,8 @@ class Suite:
                 "GOOGLE_CLOUD_PROJECT": self.project,
                 "CMP_ENVIRONMENT": "local",
                 "CMP_SERVICE_AUTH": "local",
+                # Webhook endpoints of the suite are local receivers; production refuses loopback targets.
+                "CMP_WEBHOOKS_ALLOW_LOOPBACK": "true",
                 LOCAL_SIGNING_KEY_ENV: self.signing_key,
             }
         )
