@@ -20,12 +20,12 @@ from emulators.provision import provision
 from emulators.suite import ROOT, MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
 from shared.catalog import load_catalog
-from tests.bench import cold_start, latency, pipeline, sustained
+from tests.bench import authz, bulk_import, cold_start, latency, pipeline, sustained
 from tests.bench.context import Bench, prepare, redirected_push_endpoints
 from tests.bench.measure import Report
 from tests.bench.procs import Fleet
 
-SECTIONS = ("cold", "latency", "pipeline", "sustained")
+SECTIONS = ("cold", "latency", "pipeline", "sustained", "authz", "import")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -39,6 +39,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tenants", type=int, default=20, help="tenants for the audit latency")
     parser.add_argument("--events", type=int, default=1000, help="User Invited events for the audit rate")
     parser.add_argument("--write-threads", type=int, default=16, help="threads for raw Firestore creates")
+    parser.add_argument("--decisions", type=int, default=5000, help="warm-cache AccessStore decisions")
+    parser.add_argument(
+        "--authz-samples", type=int, default=200, help="token verifications, and decisions after invalidate()"
+    )
+    parser.add_argument("--import-rows", type=int, default=10_000, help="CSV rows of the bulk import")
+    parser.add_argument("--import-timeout", type=float, default=300, help="seconds to wait for the import")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--keep-logs", action="store_true", help="keep the suite's and functions' logs")
     return parser.parse_args(argv)
@@ -56,6 +62,8 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         ),
         "pipeline": lambda: pipeline.run(bench, report, args.tenants, timeout=30, budget_s=75),
         "sustained": lambda: sustained.run(bench, report, args.events, args.write_threads, timeout=75),
+        "authz": lambda: authz.run(bench, report, args.decisions, args.authz_samples, budget_s=60),
+        "import": lambda: bulk_import.run(bench, report, args.import_rows, timeout=args.import_timeout),
     }
 
 
