@@ -40,6 +40,8 @@ _ADMIN = _MEMBER | frozenset(
         "access:read",
         "access:manage",
         "access:decide",
+        "webhooks:read",
+        "webhooks:manage",
     }
 )
 _OWNER = _ADMIN

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     # The service account Cloud Tasks signs its OIDC tokens as, when calling our task functions.
     tasks_invoker_account: str | None = None
 
+    # Outbound webhooks (Integration API): seconds to wait before each retry after the first attempt
+    # (JSON list in CMP_WEBHOOK_RETRY_SCHEDULE; Svix's schedule by default, about 28 h in all), and a
+    # local-development switch letting endpoints target http:// and loopback receivers (never in prod).
+    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhooks_allow_loopback: bool = False
+
     log_level: str = "INFO"
 
     @property

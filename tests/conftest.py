@@ -26,7 +26,8 @@ def suite() -> Iterator[Suite]:
     from emulators.provision import provision
     from shared.catalog import load_catalog
 
-    running = Suite(Ports.free())
+    # Webhook retries of the Integration API on a schedule of fractions of a second, not hours.
+    running = Suite(Ports.free(), env={"CMP_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.6]"})
     running.start()
     try:
         provision(load_catalog(), running.project, running.functions_url, running.signing_key)

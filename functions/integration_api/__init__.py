@@ -1,0 +1,1 @@
+"""Integration API (Integration Gateway): outbound webhooks, signed per Standard Webhooks 1.0."""
