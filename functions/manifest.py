@@ -13,6 +13,8 @@ Two optional declarations sit next to it, keyed by function names of the same pa
 - `NEEDS = {"<function>": ["<need>", ...]}`: project-level capabilities a function cannot work without,
   from NEED_KINDS. "identity-admin": it manages Identity Platform tenants and users (creates them, sets
   custom claims, revokes tokens, disables users); Terraform grants the admin roles for it.
+  "webhook-secrets": it manages ("http") or reads ("tasks") the run-time Secret Manager secrets
+  `webhook-<tenant>-<endpoint>`; Terraform grants admin or accessor, conditioned to those names only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 TRIGGER_KINDS = ("http", "pubsub-push", "tasks", "scheduler")
-NEED_KINDS = ("identity-admin",)
+NEED_KINDS = ("identity-admin", "webhook-secrets")
 
 
 @dataclass(frozen=True)

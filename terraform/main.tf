@@ -16,6 +16,7 @@ module "iam" {
   functions            = local.functions
   invokers             = local.invoker_account_ids
   project_id           = var.project_id
+  project_number       = data.google_project.this.number
   pubsub_service_agent = local.pubsub_service_agent
   tasks_enqueuers      = local.tasks_enqueuers
 

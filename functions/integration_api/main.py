@@ -14,6 +14,9 @@ TRIGGERS = {
     "integration_api_events": "pubsub-push",
     "integration_api_tasks": "tasks",
 }
+# The HTTP function creates, rotates and deletes the endpoints' signing secrets; the tasks function reads
+# them to sign deliveries. The events function (fan-out) never touches them.
+NEEDS = {"integration_api": ["webhook-secrets"], "integration_api_tasks": ["webhook-secrets"]}
 
 integration_api = functions_framework.http(http_function(build_router))
 integration_api_events = functions_framework.http(events_function("integration_api", build_handlers))

@@ -60,6 +60,10 @@ def test_the_manifest_carries_calls_and_needs(built: tuple[Path, list[ManifestEn
     assert by_name["user_management_api"]["calls"] == ["tenant_api"]
     assert by_name["user_management_api"]["needs"] == ["identity-admin"]
     assert by_name["tenant_api"]["calls"] == [] and by_name["tenant_api"]["needs"] == []
+    # The Integration API manages (HTTP) and reads (tasks) its webhook signing secrets; fan-out does not.
+    assert by_name["integration_api"]["needs"] == ["webhook-secrets"]
+    assert by_name["integration_api_tasks"]["needs"] == ["webhook-secrets"]
+    assert by_name["integration_api_events"]["needs"] == []
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ Terraform cannot download providers here, so nothing is planned. What is checked
   a module variable that the root fills from exactly that local, and that no catalog name is written
   by hand in any .tf file.
 - IAM: no primitive role anywhere, project-level grants only from an allow-list, one service account
-  per function; service callers (CALLS) and identity administrators (NEEDS) exactly as the manifest
-  declares them. No secret values in .tf or .tfvars files.
+  per function; service callers (CALLS), identity administrators and webhook secret holders (NEEDS)
+  exactly as the manifest declares them, the latter conditioned to the webhook- secrets. No secret
+  values in .tf or .tfvars files.
 - checkov (terraform/checkov.sh, in its own virtualenv) reports no failed check.
 """
 
@@ -71,6 +72,16 @@ HTTP_ONLY_PROJECT_ROLE = "roles/firebaseauth.viewer"
 # has no resource-level IAM (no per-tenant or per-user binding), so project level is the narrowest scope.
 IDENTITY_ADMIN = "identity-admin"
 IDENTITY_ADMIN_PROJECT_ROLES = {"roles/identityplatform.admin", "roles/firebaseauth.admin"}
+# And for the functions whose manifest entry needs "webhook-secrets" (the Integration API's): Secret
+# Manager on the webhook signing secrets they create at run time, which no per-secret grant can name.
+# Project level, but each grant carries an IAM condition on the secret name prefix: admin for the HTTP
+# function (create, add versions, delete), accessor for the tasks function (read versions to sign).
+WEBHOOK_SECRETS = "webhook-secrets"
+WEBHOOK_SECRETS_GRANTS = {
+    "webhook_secrets_admin": ("roles/secretmanager.admin", "http"),
+    "webhook_secrets_accessor": ("roles/secretmanager.secretAccessor", "tasks"),
+}
+WEBHOOK_SECRETS_CONDITION = 'resource.name.startsWith("projects/${var.project_number}/secrets/webhook-")'
 
 
 def tf_files() -> list[Path]:
@@ -687,6 +698,35 @@ def test_identity_admin_roles_go_to_the_functions_that_need_them(
     assert admins <= {e["name"] for e in manifest if e["package"] == "user_management_api"}
 
 
+def webhook_secrets_for_each(kind: str) -> str:
+    return f'{{forname,finvar.functions:name=>fifcontains(f.needs,"{WEBHOOK_SECRETS}")&&f.kind=="{kind}"}}'
+
+
+def webhook_secrets_condition(body: dict[str, Any]) -> str:
+    """The grant's IAM condition expression, unescaped."""
+    (condition,) = blocks(body.get("condition", []))
+    return str(scalar(condition["expression"])).replace('\\"', '"')
+
+
+def test_webhook_secrets_grants_go_to_the_functions_that_need_them(
+    evaluated: dict[str, Any], manifest: list[ManifestEntry]
+) -> None:
+    """Admin to the HTTP, accessor to the tasks functions needing "webhook-secrets", each conditioned on
+    the webhook- secret name prefix; nothing else."""
+    for name, (role, kind) in WEBHOOK_SECRETS_GRANTS.items():
+        body = module_resource("iam", "google_project_iam_member", name)
+        assert expression(body["for_each"]).replace(" ", "") == webhook_secrets_for_each(kind), name
+        assert scalar(body["role"]) == role
+        assert scalar(body["member"]) == "serviceAccount:${google_service_account.function[each.key].email}"
+        assert webhook_secrets_condition(body) == WEBHOOK_SECRETS_CONDITION, name
+    assert expression(module_call("iam")["project_number"]) == "data.google_project.this.number"
+    holders = {n: f["kind"] for n, f in evaluated["functions"].items() if WEBHOOK_SECRETS in f["needs"]}
+    assert set(holders) == {e["name"] for e in manifest if WEBHOOK_SECRETS in e["needs"]}
+    assert set(holders.values()) <= {"http", "tasks"}  # any other kind would get nothing
+    # Today the Integration API's HTTP and tasks functions, not its events function (fan-out only).
+    assert holders == {"integration_api": "http", "integration_api_tasks": "tasks"}
+
+
 def test_run_invoker_per_trigger() -> None:
     public = module_resource("functions", "google_cloud_run_v2_service_iam_member", "public")
     assert expression(public["for_each"]) == "local.public" and scalar(public["member"]) == "allUsers"
@@ -792,6 +832,15 @@ def test_project_level_grants_come_from_the_allow_list() -> None:
             assert expression(body["for_each"]).replace(" ", "") == (
                 f'{{forname,finvar.functions:name=>fifcontains(f.needs,"{IDENTITY_ADMIN}")}}'
             ), f"{rtype}.{name}: {role} is for functions that need {IDENTITY_ADMIN} only"
+            continue
+        if (name, role) in {(n, r) for n, (r, _) in WEBHOOK_SECRETS_GRANTS.items()}:
+            assert path.parent.name == "iam" and rtype == "google_project_iam_member"
+            assert expression(body["for_each"]).replace(" ", "") == webhook_secrets_for_each(
+                WEBHOOK_SECRETS_GRANTS[name][1]
+            ), f"{rtype}.{name}: {role} is for functions that need {WEBHOOK_SECRETS} only"
+            assert webhook_secrets_condition(body) == WEBHOOK_SECRETS_CONDITION, (
+                f"{rtype}.{name}: {role} must be conditioned to the webhook- secrets"
+            )
             continue
         assert role in PROJECT_ROLES, f"{path.relative_to(ROOT)}: {rtype}.{name} grants {role} project-wide"
     assert not any(r in {"roles/pubsub.publisher", "roles/pubsub.subscriber"} for *_, r in project_grants)

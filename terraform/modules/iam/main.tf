@@ -1,5 +1,6 @@
 # Identities of the platform: one service account per function, and the three accounts that call the
-# non-HTTP functions. Project-level grants are limited to roles that have no narrower scope.
+# non-HTTP functions. Project-level grants are limited to roles that have no narrower scope, or (webhook
+# secrets) carry an IAM condition that narrows them to a resource name prefix.
 
 resource "google_service_account" "function" {
   for_each = var.functions
@@ -60,6 +61,40 @@ resource "google_project_iam_member" "firebaseauth_admin" {
   project = var.project_id
   role    = "roles/firebaseauth.admin"
   member  = "serviceAccount:${google_service_account.function[each.key].email}"
+}
+
+# Webhook signing secrets, for the functions whose manifest entry needs "webhook-secrets": they create
+# one secret per webhook endpoint at run time (`webhook-<tenant>-<endpoint>`), so the secrets module
+# (secretAccessor on declared secrets) cannot name them. Granted at project level, each with an IAM
+# condition on the secret name prefix, so no other secret is reachable. On an "http" function the need
+# means managing them (create, add versions on rotation, delete: roles/secretmanager.admin); on a
+# "tasks" function reading versions to sign deliveries (roles/secretmanager.secretAccessor).
+resource "google_project_iam_member" "webhook_secrets_admin" {
+  for_each = { for name, f in var.functions : name => f if contains(f.needs, "webhook-secrets") && f.kind == "http" }
+
+  project = var.project_id
+  role    = "roles/secretmanager.admin"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+
+  condition {
+    title       = "webhook-secrets-only"
+    description = "Only the webhook signing secrets (webhook-<tenant>-<endpoint>)."
+    expression  = "resource.name.startsWith(\"projects/${var.project_number}/secrets/webhook-\")"
+  }
+}
+
+resource "google_project_iam_member" "webhook_secrets_accessor" {
+  for_each = { for name, f in var.functions : name => f if contains(f.needs, "webhook-secrets") && f.kind == "tasks" }
+
+  project = var.project_id
+  role    = "roles/secretmanager.secretAccessor"
+  member  = "serviceAccount:${google_service_account.function[each.key].email}"
+
+  condition {
+    title       = "webhook-secrets-only"
+    description = "Only the webhook signing secrets (webhook-<tenant>-<endpoint>)."
+    expression  = "resource.name.startsWith(\"projects/${var.project_number}/secrets/webhook-\")"
+  }
 }
 
 # A function that creates a task names the tasks invoker as the task's OIDC identity: Cloud Tasks

@@ -1,5 +1,5 @@
 variable "functions" {
-  description = "Functions by name: the service account id each one runs as, its trigger kind, and its project-level needs (build/manifest.json \"needs\": \"identity-admin\" grants the Identity Platform admin roles)."
+  description = "Functions by name: the service account id each one runs as, its trigger kind, and its project-level needs (build/manifest.json \"needs\": \"identity-admin\" grants the Identity Platform admin roles; \"webhook-secrets\" grants Secret Manager on webhook-* secrets only, admin to an http function, accessor to a tasks function)."
   type = map(object({
     account_id = string
     kind       = string
@@ -7,8 +7,13 @@ variable "functions" {
   }))
 
   validation {
-    condition     = alltrue([for f in values(var.functions) : length(setsubtract(f.needs, ["identity-admin"])) == 0])
-    error_message = "A function needs something this module does not grant: known needs are \"identity-admin\" (functions/manifest.py NEED_KINDS)."
+    condition     = alltrue([for f in values(var.functions) : length(setsubtract(f.needs, ["identity-admin", "webhook-secrets"])) == 0])
+    error_message = "A function needs something this module does not grant: known needs are \"identity-admin\" and \"webhook-secrets\" (functions/manifest.py NEED_KINDS)."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["http", "tasks"], f.kind) if contains(f.needs, "webhook-secrets")])
+    error_message = "\"webhook-secrets\" is granted to http functions (secretmanager.admin) and tasks functions (secretAccessor) only."
   }
 }
 
@@ -24,6 +29,11 @@ variable "invokers" {
 
 variable "project_id" {
   description = "Project of the service accounts."
+  type        = string
+}
+
+variable "project_number" {
+  description = "Number of the project: the webhook secrets' IAM condition names secrets as projects/NUMBER/secrets/webhook-*."
   type        = string
 }
 
