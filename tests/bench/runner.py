@@ -20,12 +20,12 @@ from emulators.provision import provision
 from emulators.suite import ROOT, MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
 from shared.catalog import load_catalog
-from tests.bench import authz, bulk_import, cold_start, latency, pipeline, sustained
+from tests.bench import authz, bulk_import, cold_start, latency, pipeline, sustained, webhooks
 from tests.bench.context import Bench, prepare, redirected_push_endpoints
 from tests.bench.measure import Report
 from tests.bench.procs import Fleet
 
-SECTIONS = ("cold", "latency", "pipeline", "sustained", "authz", "import")
+SECTIONS = ("cold", "latency", "pipeline", "sustained", "authz", "import", "webhooks")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -45,6 +45,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--import-rows", type=int, default=10_000, help="CSV rows of the bulk import")
     parser.add_argument("--import-timeout", type=float, default=300, help="seconds to wait for the import")
+    parser.add_argument("--webhook-events", type=int, default=20, help="Contact Created events fanned out")
+    parser.add_argument("--webhook-threads", type=int, default=16, help="threads for the direct POSTs")
+    parser.add_argument("--verifications", type=int, default=10_000, help="signing.verify samples")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--keep-logs", action="store_true", help="keep the suite's and functions' logs")
     return parser.parse_args(argv)
@@ -64,6 +67,9 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "sustained": lambda: sustained.run(bench, report, args.events, args.write_threads, timeout=75),
         "authz": lambda: authz.run(bench, report, args.decisions, args.authz_samples, budget_s=60),
         "import": lambda: bulk_import.run(bench, report, args.import_rows, timeout=args.import_timeout),
+        "webhooks": lambda: webhooks.run(
+            bench, report, args.webhook_events, args.webhook_threads, args.verifications, timeout=180
+        ),
     }
 
 
