@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.catalog import Catalog, Event, load_catalog
 from shared.contracts import PAYLOADS, EventPayload
+from shared.logs import current_traceparent
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -83,7 +84,8 @@ def new_event(
         time=time or datetime.now(UTC),
         dataschema=catalog.schema_uri(entry),
         tenantid=tenant_id,
-        traceparent=traceparent,
+        # The request's or delivery's trace, so every event it raises joins the same trace.
+        traceparent=traceparent if traceparent is not None else current_traceparent(),
         aggregateversion=aggregate_version,
         data=payload.model_dump(mode="json"),
     )

@@ -74,7 +74,6 @@ from shared.contracts.payloads import (
 )
 from shared.events import CloudEvent, new_event
 from shared.intake import Delivered
-from shared.logs import current_traceparent
 from shared.platform import Platform
 from shared.problems import conflict, not_found, validation_failed
 from shared.uow import Tx, UnitOfWork
@@ -196,7 +195,6 @@ class AccessService:
                     subject=change.policy_id,
                     source_api_slug=self.api_slug,
                     aggregate_version=version,
-                    traceparent=current_traceparent(),
                 )
             )
 

@@ -13,7 +13,6 @@ from functions.tenant_api.domain import Plan, Tenant
 from shared.catalog import Catalog
 from shared.contracts import Actor
 from shared.events import new_event
-from shared.logs import current_traceparent
 from shared.platform import Platform
 from shared.problems import Problem, conflict, not_found
 from shared.uow import Tx, UnitOfWork
@@ -65,7 +64,6 @@ class TenantService:
                     subject=tenant.id,
                     source_api_slug=self.api_slug,
                     aggregate_version=tenant.version,
-                    traceparent=current_traceparent(),
                 )
             )
         tenant.events.clear()

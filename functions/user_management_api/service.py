@@ -56,7 +56,6 @@ from functions.user_management_api.domain import (
 from shared.catalog import Catalog
 from shared.contracts import Actor, EventPayload
 from shared.events import new_event
-from shared.logs import current_traceparent
 from shared.platform import Platform
 from shared.problems import Problem, not_found
 from shared.tasks import TaskQueue, task_id
@@ -153,7 +152,6 @@ class UserService:
                     subject=subject,
                     source_api_slug=self.api_slug,
                     aggregate_version=version,
-                    traceparent=current_traceparent(),
                 )
             )
         events.clear()
