@@ -42,6 +42,8 @@ _ADMIN = _MEMBER | frozenset(
         "access:decide",
         "webhooks:read",
         "webhooks:manage",
+        "workflows:read",
+        "workflows:manage",
     }
 )
 _OWNER = _ADMIN
@@ -56,7 +58,9 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
 # Another function of the platform calling over HTTP (for example User Management taking a seat from
 # the Tenant API): acts in any tenant, but only with these permissions.
 SERVICE_ROLE = "platform-service"
-SERVICE_PERMISSIONS = frozenset({"tenants:read", "seats:read", "seats:assign", "seats:release"})
+SERVICE_PERMISSIONS = frozenset(
+    {"tenants:read", "seats:read", "seats:assign", "seats:release", "workflows:read"}
+)
 
 # A route anyone may call, authenticated by what it carries (an invitation token, a signature).
 PUBLIC = "public"
