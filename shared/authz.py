@@ -22,7 +22,7 @@ PLATFORM_PERMISSIONS = frozenset(
     }
 )
 
-_VIEWER = frozenset({"tenants:read", "seats:read", "users:read"})
+_VIEWER = frozenset({"tenants:read", "seats:read", "users:read", "customers:read"})
 _MEMBER = _VIEWER
 _ADMIN = _MEMBER | frozenset(
     {
@@ -42,6 +42,10 @@ _ADMIN = _MEMBER | frozenset(
         "access:decide",
         "webhooks:read",
         "webhooks:manage",
+        "customers:write",
+        "customers:import",
+        "customers:merge",
+        "customers:privacy",
         "workflows:read",
         "workflows:manage",
     }
@@ -59,7 +63,16 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
 # the Tenant API): acts in any tenant, but only with these permissions.
 SERVICE_ROLE = "platform-service"
 SERVICE_PERMISSIONS = frozenset(
-    {"tenants:read", "seats:read", "seats:assign", "seats:release", "workflows:read"}
+    {
+        "tenants:read",
+        "seats:read",
+        "seats:assign",
+        "seats:release",
+        "workflows:read",
+        "customers:read",
+        "customers:write",
+        "customers:privacy",
+    }
 )
 
 # A route anyone may call, authenticated by what it carries (an invitation token, a signature).
