@@ -356,6 +356,9 @@ class CustomerProfileMerged(EventPayload):
     """Duplicate customer profiles (organisations) were merged into one surviving organisation.
 
     The merged ids no longer exist: consumers re-point their references to `organization_id`.
+    A merge of two contacts (`profile_type` "contact") names the surviving `contact_id` and the
+    `merged_contact_ids`; its `organization_id` is the survivor's organisation (null when it has none)
+    and `merged_organization_ids` is empty.
     """
 
     EVENT_NAME: ClassVar[str] = "Customer Profile Merged"
@@ -366,14 +369,22 @@ class CustomerProfileMerged(EventPayload):
             "field_sources": {"name": "org_8Gb2Mk6S", "domain": "org_1Qy7Lc3E"},
             "moved_contact_count": 12,
             "actor": _USER_ACTOR,
+            "profile_type": "organization",
+            "contact_id": None,
+            "merged_contact_ids": [],
+            "merge_id": "mrg_2Tn5Vb8Q",
         }
     )
 
-    organization_id: Id  # the surviving organisation
-    merged_organization_ids: list[Id] = Field(min_length=1)
-    field_sources: dict[str, Id]  # for each conflicting field, the organisation whose value was kept
+    organization_id: Id | None  # the surviving organisation
+    merged_organization_ids: list[Id]
+    field_sources: dict[str, Id]  # for each conflicting field, the profile whose value was kept
     moved_contact_count: Count
     actor: Actor
+    profile_type: Literal["organization", "contact"] = "organization"
+    contact_id: Id | None = None  # the surviving contact of a contact merge
+    merged_contact_ids: list[Id] = Field(default_factory=list)
+    merge_id: Id | None = None  # the merge record, which can undo it
 
 
 # --------------------------------------------------------------------------------------------------------
