@@ -22,7 +22,8 @@ PLATFORM_PERMISSIONS = frozenset(
     }
 )
 
-_VIEWER = frozenset({"tenants:read", "seats:read", "users:read", "customers:read"})
+# notifications:read: a user's own inbox and preferences (those routes serve the caller's own only).
+_VIEWER = frozenset({"tenants:read", "seats:read", "users:read", "customers:read", "notifications:read"})
 _MEMBER = _VIEWER
 _ADMIN = _MEMBER | frozenset(
     {
@@ -48,6 +49,7 @@ _ADMIN = _MEMBER | frozenset(
         "customers:privacy",
         "workflows:read",
         "workflows:manage",
+        "notification-settings:manage",
     }
 )
 _OWNER = _ADMIN

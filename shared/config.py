@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
     webhooks_allow_loopback: bool = False
 
+    # Notification email (Notification API): the SMTP relay and the sender. A login, when the relay
+    # needs one, names the user; its password is the Secret Manager secret smtp_password_secret.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "Customer Management <notifications@cmp.example>"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password_secret: str = "notification-smtp-password"  # noqa: S105 (a secret's name, not a value)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+
     log_level: str = "INFO"
 
     @property
