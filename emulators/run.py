@@ -64,6 +64,8 @@ def print_banner(suite: Suite, info: dict[str, str], skipped: list[str]) -> None
         ("Auth emulator", suite.env["FIREBASE_AUTH_EMULATOR_HOST"]),
         ("Cloud Tasks emulator", suite.env["CLOUD_TASKS_EMULATOR_HOST"]),
         ("Secret Manager emulator", suite.env["SECRET_MANAGER_EMULATOR_HOST"]),
+        ("SMTP sink", f"{suite.env['CMP_SMTP_HOST']}:{suite.env['CMP_SMTP_PORT']}"),
+        ("SMTP sink mails (GET, DELETE)", f"{suite.smtp_url}/messages"),
     ]
     rows += [(f"function {spec.name} ({spec.trigger})", suite.function_url(spec.name)) for spec in discover()]
     width = max(len(name) for name, _ in rows)

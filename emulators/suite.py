@@ -124,10 +124,21 @@ class Ports:
     tasks: int
     secrets: int
     functions: int
+    smtp: int = 0  # the SMTP sink (emulators/smtp_sink.py) and its HTTP view of the mails
+    smtp_http: int = 0
 
     @classmethod
     def fixed(cls) -> Ports:
-        return cls(firestore=8080, pubsub=8085, auth=9099, tasks=8123, secrets=8124, functions=8090)
+        return cls(
+            firestore=8080,
+            pubsub=8085,
+            auth=9099,
+            tasks=8123,
+            secrets=8124,
+            functions=8090,
+            smtp=2525,
+            smtp_http=8025,
+        )
 
     @classmethod
     def free(cls) -> Ports:
@@ -154,6 +165,11 @@ class Suite:
 
     def function_url(self, name: str) -> str:
         return f"{self.functions_url}/{name}"
+
+    @property
+    def smtp_url(self) -> str:
+        """The SMTP sink's HTTP view: GET /messages, DELETE /messages, POST /fail."""
+        return f"http://{HOST}:{self.ports.smtp_http}"
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def _spawn(
@@ -204,6 +220,7 @@ class Suite:
                 [],
             )
             self._start_auth()
+            self._start_smtp_sink()
             if self.serve_functions:
                 self._start_functions()
         except BaseException:
@@ -320,6 +337,20 @@ class Suite:
 
         self.ports.auth = self._on_free_port(self.ports.auth, start)
         self.env["FIREBASE_AUTH_EMULATOR_HOST"] = f"{HOST}:{self.ports.auth}"
+
+    def _start_smtp_sink(self) -> None:
+        self.ports.smtp = self._start_python(
+            "smtp sink",
+            "emulators.smtp_sink",
+            self.ports.smtp,
+            ["--http-port", str(self.ports.smtp_http)],
+            {},
+        )
+        found = re.search(r"^HTTP \S+:(\d+)$", self.log_tail("smtp sink"), re.MULTILINE)
+        assert found is not None
+        self.ports.smtp_http = int(found.group(1))
+        # Notification email goes to the sink.
+        self.env.update({"CMP_SMTP_HOST": HOST, "CMP_SMTP_PORT": str(self.ports.smtp)})
 
     def _start_functions(self) -> None:
         self.ports.functions = self._start_python(
