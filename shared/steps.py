@@ -478,7 +478,7 @@ class StepEngine:
                 raise conflict(
                     "run-not-resumable",
                     f"Only a failed or stalled run can be resumed; this one is {run['status']}.",
-                    status=run["status"],
+                    run_status=run["status"],
                 )
             step_name = str(from_step or run.get("failed_step") or run.get("current_step"))
             if step_name not in run["order"]:
