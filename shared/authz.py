@@ -23,7 +23,9 @@ PLATFORM_PERMISSIONS = frozenset(
 )
 
 # notifications:read: a user's own inbox and preferences (those routes serve the caller's own only).
-_VIEWER = frozenset({"tenants:read", "seats:read", "users:read", "customers:read", "notifications:read"})
+_VIEWER = frozenset(
+    {"tenants:read", "seats:read", "users:read", "customers:read", "notifications:read", "health:read"}
+)
 _MEMBER = _VIEWER
 _ADMIN = _MEMBER | frozenset(
     {
@@ -50,6 +52,7 @@ _ADMIN = _MEMBER | frozenset(
         "workflows:read",
         "workflows:manage",
         "notification-settings:manage",
+        "health:manage",
     }
 )
 _OWNER = _ADMIN
@@ -74,6 +77,7 @@ SERVICE_PERMISSIONS = frozenset(
         "customers:read",
         "customers:write",
         "customers:privacy",
+        "health:read",
     }
 )
 

@@ -393,12 +393,14 @@ class CustomerProfileMerged(EventPayload):
 
 
 class HealthScoreChanged(EventPayload):
-    """The tenant's customer health score was recomputed and its score or grade changed."""
+    """A customer health score changed grade or moved by the model's publishing delta: the tenant's own
+    score, or one customer organization's when `organization_id` is set."""
 
     EVENT_NAME: ClassVar[str] = "Health Score Changed"
     model_config = _config(
         {
             "tenant_id": "tnt_7Hc2kQ9x",
+            "organization_id": "org_4Fd8Kp2M",
             "score": 58,
             "previous_score": 74,
             "grade": "at_risk",
@@ -414,6 +416,7 @@ class HealthScoreChanged(EventPayload):
     )
 
     tenant_id: Id
+    organization_id: Id | None = None  # the customer organization scored; null for the tenant-level score
     score: int = Field(ge=0, le=100)
     previous_score: int | None = Field(default=None, ge=0, le=100)  # null for the first score
     grade: Literal["healthy", "watch", "at_risk", "critical"]
