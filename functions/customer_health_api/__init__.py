@@ -1,0 +1,1 @@
+"""Customer Health API (Customer Health Service): explainable health scores per organization and tenant."""
