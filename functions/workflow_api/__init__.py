@@ -1,0 +1,1 @@
+"""Workflow API: tenant-defined automation rules run on the step engine."""
