@@ -165,7 +165,7 @@ def test_signals_of_the_consumed_events() -> None:
         "Tenant Reactivated": "active",
         "Tenant Deactivated": "deactivated",
     }
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no health signal"):
         domain.signal_for("s", "Contact Created", "e", {}, NOW)
 
 
