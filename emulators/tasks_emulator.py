@@ -986,6 +986,9 @@ def _send_http(method: str, url: str, headers: dict[str, str], body: bytes, dead
         status = response.status
         # Drain the body under the same deadline: a target that trickles its answer is still too slow.
         while True:
+            # A "Connection: close" answer closes the socket once its body is read: stop there.
+            if response.isclosed():
+                break
             if sock is not None:
                 sock.settimeout(remaining())
             if not response.read(65536):
