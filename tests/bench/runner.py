@@ -20,12 +20,12 @@ from emulators.provision import provision
 from emulators.suite import ROOT, MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
 from shared.catalog import load_catalog
-from tests.bench import authz, bulk_import, cold_start, latency, pipeline, sustained, webhooks
+from tests.bench import authz, bulk_import, cold_start, health, latency, pipeline, sustained, webhooks
 from tests.bench.context import Bench, prepare, redirected_push_endpoints
 from tests.bench.measure import Report
 from tests.bench.procs import Fleet
 
-SECTIONS = ("cold", "latency", "pipeline", "sustained", "authz", "import", "webhooks")
+SECTIONS = ("cold", "latency", "pipeline", "sustained", "authz", "import", "webhooks", "health")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -70,6 +70,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "webhooks": lambda: webhooks.run(
             bench, report, args.webhook_events, args.webhook_threads, args.verifications, timeout=180
         ),
+        "health": lambda: health.run(bench, report),
     }
 
 
