@@ -37,8 +37,9 @@ class Settings(BaseSettings):
     # An outbox entry older than this is republished by the relay (the request that wrote it died).
     outbox_relay_grace_seconds: float = Field(default=10.0, ge=0)
 
-    # Soft-deleted tenants keep their data this long before offboarding erases it.
-    tenant_retention_days: int = Field(default=30, ge=1)
+    # Soft-deleted tenants keep their data this long before offboarding erases it (a fraction of a day
+    # is allowed: the local suite erases after seconds).
+    tenant_retention_days: float = Field(default=30, gt=0)
 
     # Where functions are reached (Cloud Tasks targets): https://REGION-PROJECT.cloudfunctions.net by default.
     functions_base_url: str | None = None

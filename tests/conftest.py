@@ -27,7 +27,11 @@ def suite() -> Iterator[Suite]:
     from shared.catalog import load_catalog
 
     # Webhook retries of the Integration API on a schedule of fractions of a second, not hours.
-    running = Suite(Ports.free(), env={"CMP_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.6]"})
+    # Offboarding erases a deactivated tenant after 15 s (0.000174 days), not 30 days.
+    running = Suite(
+        Ports.free(),
+        env={"CMP_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.6]", "CMP_TENANT_RETENTION_DAYS": "0.000174"},
+    )
     running.start()
     try:
         provision(load_catalog(), running.project, running.functions_url, running.signing_key)

@@ -50,6 +50,15 @@ class Billing(BaseModel):
     cancelled_at: datetime | None = None
 
 
+class Erasure(BaseModel):
+    """Offboarding's soft delete: the data is exported and waits for `erase_after` to be erased."""
+
+    status: Literal["pending"] = "pending"
+    erase_after: datetime
+    run_id: str
+    export_sha256: str | None = None
+
+
 class Tenant(BaseModel):
     id: str
     name: str
@@ -65,6 +74,7 @@ class Tenant(BaseModel):
     deactivated_at: datetime | None = None
     retention_until: datetime | None = None
     billing: Billing = Field(default_factory=Billing)
+    erasure: Erasure | None = None
     version: int = 1
 
     # Raised events, collected by the service and committed with the aggregate (never persisted here).
@@ -119,6 +129,7 @@ class Tenant(BaseModel):
         self.status_reason = None
         self.deactivated_at = None
         self.retention_until = None
+        self.erasure = None
         self._touch(now)
         self.events.append(TenantReactivated(tenant_id=self.id, actor=actor))
 
@@ -135,6 +146,17 @@ class Tenant(BaseModel):
                 tenant_id=self.id, reason=reason, retention_until=self.retention_until, actor=actor
             )
         )
+
+    def mark_erasure_pending(self, run_id: str, export_sha256: str | None, now: datetime) -> bool:
+        """Soft delete after the export: erasure waits for the end of the retention period. False when
+        already marked for this run (nothing changed)."""
+        if self.status is not TenantStatus.DEACTIVATED or self.retention_until is None:
+            raise IllegalTransition("mark for erasure", self.status)
+        if self.erasure is not None and self.erasure.run_id == run_id:
+            return False
+        self.erasure = Erasure(erase_after=self.retention_until, run_id=run_id, export_sha256=export_sha256)
+        self._touch(now)
+        return True
 
     def rename(self, name: str, now: datetime) -> None:
         if name != self.name:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.tenant_api import offboarding, tickets
 from functions.tenant_api.domain import (
     IllegalTransition,
     Plan,
@@ -18,12 +21,13 @@ from functions.tenant_api.domain import (
     Tenant,
     TenantStatus,
 )
+from functions.tenant_api.jobs import TenantProcesses
 from functions.tenant_api.service import TENANTS, build_service
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
-from shared.problems import Problem, conflict, forbidden
+from shared.problems import Problem, conflict, forbidden, not_found
 
 SLUG = r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$"
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -63,6 +67,21 @@ class ListTenants(PageParams):
     status: TenantStatus | None = None
 
 
+class ListTickets(PageParams):
+    model_config = ConfigDict(extra="forbid")
+    status: tickets.TicketStatus | None = None
+    tenant_id: str | None = Field(default=None, max_length=128, pattern=r"^[^/]+$")
+
+
+class UpdateTicket(_Strict):
+    status: tickets.TicketStatus
+    note: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+EXPORT_FILE = re.compile(r"^[a-z0-9_.-]{1,200}\.ndjson$")
+TICKET_ID = re.compile(r"^tk_[0-9a-f]{24}$")
+
+
 class TenantView(BaseModel):
     id: str
     name: str
@@ -77,6 +96,7 @@ class TenantView(BaseModel):
     updated_at: datetime
     deactivated_at: datetime | None
     retention_until: datetime | None
+    erasure: dict[str, Any] | None = None
     past_due: bool
     version: int
 
@@ -178,6 +198,125 @@ def build_router(platform: Platform) -> Router:
     router.post("/tenants/{tenant_id}/deactivate", permission="tenants:deactivate")(
         transition(lambda ctx: service.deactivate(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
     )
+
+    # --- offboarding: operators follow it, and fetch the export for the customer -------------------
+    processes = TenantProcesses(platform)
+
+    def _document(collection: str, doc_id: str) -> dict[str, Any] | None:
+        snapshot = platform.db.collection(collection).document(doc_id).get()
+        return snapshot.to_dict() if snapshot.exists else None
+
+    @router.get("/tenants/{tenant_id}/offboarding", permission="platform:operate")
+    def offboarding_status(ctx: RequestContext) -> Reply:
+        runs, _ = processes.engine.runs(
+            tenant_id=ctx.tenant_id, process=offboarding.PROCESS, page=PageParams(limit=10)
+        )
+        export = _document(offboarding.EXPORTS, ctx.tenant_id)
+        proof = _document(offboarding.PROOFS, ctx.tenant_id)
+        if not runs and proof is None:
+            service.get(ctx.tenant_id)  # 404 for an unknown tenant
+        return Reply(
+            {
+                "runs": runs,
+                "export": offboarding.encode(
+                    {k: export[k] for k in ("manifest_sha256", "created_at", "run_id")}
+                )
+                if export
+                else None,
+                "proof": offboarding.encode(proof) if proof else None,
+            }
+        )
+
+    def _export(tenant_id: str) -> dict[str, Any]:
+        export = _document(offboarding.EXPORTS, tenant_id)
+        if export is None:
+            raise not_found(f"An export of tenant {tenant_id}")
+        return export
+
+    @router.get("/tenants/{tenant_id}/export", permission="platform:operate")
+    def export_manifest(ctx: RequestContext) -> Reply:
+        export = _export(ctx.tenant_id)
+        return Reply(
+            {"manifest": export["manifest"], "manifest_sha256": export["manifest_sha256"]},
+            headers={"ETag": f'"{export["manifest_sha256"]}"'},
+        )
+
+    @router.get("/tenants/{tenant_id}/export/files/{file_name}", permission="platform:operate")
+    def export_file(ctx: RequestContext) -> Reply:
+        name = ctx.params["file_name"]
+        export = _export(ctx.tenant_id) if EXPORT_FILE.fullmatch(name) else {}
+        entry = next((f for f in export.get("manifest", {}).get("files", []) if f["name"] == name), None)
+        if entry is None:
+            raise not_found(f"The export file {name}")
+        chunks = (
+            offboarding.FirestoreChunks(platform.db, ctx.tenant_id).file(name).collection(offboarding.CHUNKS)
+        )
+
+        def stream() -> Iterator[bytes]:
+            # One chunk in memory at a time, in order; the manifest says how many belong to the file.
+            for index in range(int(entry["chunks"])):
+                snapshot = chunks.document(f"{index:06d}").get()
+                yield bytes(snapshot.get("data"))
+
+        digest = base64.b64encode(bytes.fromhex(entry["sha256"])).decode()
+        return Reply(
+            stream=stream(),
+            content_type="application/x-ndjson",
+            headers={
+                "Repr-Digest": f"sha-256=:{digest}:",
+                "ETag": f'"{entry["sha256"]}"',
+                "Content-Disposition": f'attachment; filename="{name}"',
+            },
+        )
+
+    @router.get("/tenants/{tenant_id}/erasure-proof", permission="platform:operate")
+    def erasure_proof(ctx: RequestContext) -> Reply:
+        proof = _document(offboarding.PROOFS, ctx.tenant_id)
+        if proof is None:
+            raise not_found(f"A proof of erasure of tenant {ctx.tenant_id}")
+        return Reply(offboarding.encode(proof))
+
+    # --- support tickets (Customer Support Service) -----------------------------------------------
+    @router.get("/support-tickets", permission="platform:operate")
+    def list_tickets(ctx: RequestContext) -> Reply:
+        params = ctx.query(ListTickets)
+        collection = platform.db.collection(tickets.TICKETS)
+        query: Any = collection
+        if params.status is not None:
+            query = query.where(filter=firestore.FieldFilter("status", "==", params.status))
+        if params.tenant_id is not None:
+            query = query.where(filter=firestore.FieldFilter("tenant_id", "==", params.tenant_id))
+        page = paginate(collection, query, "created_at", params, descending=True)
+        items = [offboarding.encode(s.to_dict() or {}) for s in page.snapshots]
+        return Reply({"items": items, "next_cursor": page.next_cursor})
+
+    def _ticket(ticket_id: str) -> dict[str, Any]:
+        ticket = _document(tickets.TICKETS, ticket_id) if TICKET_ID.fullmatch(ticket_id) else None
+        if ticket is None:
+            raise not_found(f"Support ticket {ticket_id}")
+        return ticket
+
+    @router.get("/support-tickets/{ticket_id}", permission="platform:operate")
+    def get_ticket(ctx: RequestContext) -> Reply:
+        return Reply(offboarding.encode(_ticket(ctx.params["ticket_id"])))
+
+    @router.patch("/support-tickets/{ticket_id}", permission="platform:operate")
+    def update_ticket(ctx: RequestContext) -> Reply:
+        body = ctx.body(UpdateTicket)
+        ticket_id = ctx.params["ticket_id"]
+        _ticket(ticket_id)
+        ref = platform.db.collection(tickets.TICKETS).document(ticket_id)
+        by = ctx.principal.email or ctx.principal.uid
+
+        def work(tx: Any) -> dict[str, Any]:
+            current = tx.get(ref)
+            if current is None:
+                raise not_found(f"Support ticket {ticket_id}")
+            changed = tickets.change_status(current, body.status, by, body.note, datetime.now(UTC))
+            tx.set(ref, changed)
+            return changed
+
+        return Reply(offboarding.encode(platform.uow.run(work)))
 
     @router.get("/tenants/{tenant_id}/seats", permission="seats:read")
     def list_seats(ctx: RequestContext) -> Reply:

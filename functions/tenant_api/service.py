@@ -5,13 +5,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from google.cloud import firestore
 
 from functions.tenant_api.domain import Plan, Tenant
 from shared.catalog import Catalog
 from shared.contracts import Actor
+from shared.contracts.payloads import TenantDeactivated
 from shared.events import new_event
 from shared.platform import Platform
 from shared.problems import Problem, conflict, not_found
@@ -29,12 +30,30 @@ def new_tenant_id() -> str:
     return "t_" + secrets.token_hex(10)
 
 
+class DeactivationStarter(Protocol):
+    """Starts the processes of a deactivation (offboarding, support ticket) in its transaction."""
+
+    def __call__(self, tx: Tx, tenant_id: str, version: int, reason: str, deactivated_at: Any) -> None: ...
+
+
+def erased(tenant_id: str) -> Problem:
+    return Problem(410, "tenant-erased", f"Tenant {tenant_id} was offboarded and its data erased.")
+
+
 class TenantService:
-    def __init__(self, db: firestore.Client, uow: UnitOfWork, catalog: Catalog, retention: timedelta) -> None:
+    def __init__(
+        self,
+        db: firestore.Client,
+        uow: UnitOfWork,
+        catalog: Catalog,
+        retention: timedelta,
+        on_deactivated: DeactivationStarter | None = None,
+    ) -> None:
         self.db = db
         self.uow = uow
         self.api_slug = catalog.api("Tenant API").slug
         self.retention = retention
+        self.on_deactivated = on_deactivated
 
     # --- persistence -------------------------------------------------------------------------------
     def ref(self, tenant_id: str) -> firestore.DocumentReference:
@@ -48,9 +67,16 @@ class TenantService:
         data = tx.get(self.ref(tenant_id))
         if data is None:
             raise not_found(f"Tenant {tenant_id}")
+        if data.get("status") == "erased":
+            raise erased(tenant_id)
         return Tenant.model_validate(data)
 
     def _save(self, tx: Tx, tenant: Tenant, create: bool = False) -> None:
+        # Offboarding and the support ticket start with the deactivation, in its transaction (their
+        # reads come before this transaction's writes).
+        for payload in tenant.events:
+            if isinstance(payload, TenantDeactivated) and self.on_deactivated is not None:
+                self.on_deactivated(tx, tenant.id, tenant.version, payload.reason, tenant.deactivated_at)
         data = tenant.model_dump(mode="python")
         if create:
             tx.create(self.ref(tenant.id), data)
@@ -106,7 +132,10 @@ class TenantService:
         snapshot = self.ref(tenant_id).get()
         if not snapshot.exists:
             raise not_found(f"Tenant {tenant_id}")
-        return Tenant.model_validate(snapshot.to_dict())
+        data = snapshot.to_dict() or {}
+        if data.get("status") == "erased":
+            raise erased(tenant_id)
+        return Tenant.model_validate(data)
 
     def update(self, tenant_id: str, name: str | None, plan: Plan | None, if_match: int | None) -> Tenant:
         def action(tenant: Tenant, now: datetime) -> None:
@@ -163,7 +192,7 @@ class TenantService:
     def apply_in(self, tx: Tx, tenant_id: str, action: Callable[[Tenant, datetime], bool | None]) -> None:
         """Apply a reaction to the tenant; an action answering False changed nothing and saves nothing."""
         data = tx.get(self.ref(tenant_id))
-        if data is None:
+        if data is None or data.get("status") == "erased":
             return  # billing knows tenants we never had (or already erased): nothing to change
         tenant = Tenant.model_validate(data)
         if action(tenant, datetime.now(UTC)) is not False:
@@ -171,5 +200,10 @@ class TenantService:
 
 
 def build_service(platform: Platform) -> TenantService:
+    from functions.tenant_api.jobs import TenantProcesses
+
     retention = timedelta(days=platform.settings.tenant_retention_days)
-    return TenantService(platform.db, platform.uow, platform.catalog, retention)
+    processes = TenantProcesses(platform)
+    return TenantService(
+        platform.db, platform.uow, platform.catalog, retention, processes.start_for_deactivation
+    )
