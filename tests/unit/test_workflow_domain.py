@@ -135,7 +135,7 @@ def test_invalid_definitions_name_the_field(definition: dict[str, Any], pointer:
 
 
 def test_a_branch_may_only_jump_forward_so_a_run_cannot_cycle() -> None:
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"name": "first", "type": "notify", "message": "x"},
         {"name": "check", "type": "branch", "condition": {"path": "a", "op": "exists"}, "then": "first"},
         {"name": "last", "type": "notify", "message": "y"},
