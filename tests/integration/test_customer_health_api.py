@@ -456,3 +456,36 @@ def test_out_of_order_signals_give_the_score_of_their_event_times(
     score = health.get(f"/tenants/{tenant}/health").json()
     standing = next(f for f in score["factors"] if f["factor"] == "account_standing")
     assert standing["points"] == 100 and standing["event_ids"] == [reactivated.id]
+
+
+def test_a_bounce_is_attributed_by_the_real_customer_data_api(
+    tenant: str, health: Api, clean: Suite, tokens: Callable[..., str]
+) -> None:
+    """The suite's own Customer Data API answers the contacts contract, by id and by email."""
+    wait_model(health, tenant)
+    admin = Api(
+        clean.function_url("customer_data_api"), tokens(f"admin@{tenant}.example", tenant, ("admin",))
+    )
+    org = admin.post(
+        f"/tenants/{tenant}/organizations", json={"name": "Globex", "domains": ["globex.example"]}
+    )
+    assert org.status_code == 201, org.text
+    org_id = org.json()["id"]
+    contacts = []
+    for first, email in (("Ana", "ana@globex.example"), ("Bo", "bo@globex.example")):
+        made = admin.post(
+            f"/tenants/{tenant}/contacts",
+            json={"first_name": first, "last_name": "Lima", "emails": [email], "organization_id": org_id},
+        )
+        assert made.status_code == 201, made.text
+        contacts.append(made.json()["id"])
+
+    by_id = push(clean, clean.functions_url, bounce(contacts[0], "ana@globex.example"), tenant)
+    assert by_id.status_code == 200 and by_id.json()["result"] == "processed", by_id.text
+    by_email = push(clean, clean.functions_url, bounce(None, "bo@globex.example", "soft"), tenant)
+    assert by_email.status_code == 200 and by_email.json()["result"] == "processed", by_email.text
+
+    score = health.get(f"/tenants/{tenant}/health/organizations/{org_id}").json()
+    deliverability = next(f for f in score["factors"] if f["factor"] == "email_deliverability")
+    assert deliverability["measure"] == 1.5 and (score["score"], score["grade"]) == (70, "watch")
+    assert set(deliverability["event_ids"]) == {by_id.event_id, by_email.event_id}  # type: ignore[attr-defined]
