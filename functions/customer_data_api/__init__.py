@@ -1,0 +1,1 @@
+"""Customer Data API: organizations, contacts, search, duplicates, merges, bulk imports, GDPR."""
