@@ -10,8 +10,10 @@ How a step runs:
   seq, another token, a finished run) is acknowledged and changes nothing.
 - A step's outcome is recorded, and the next step's task created, in ONE Firestore transaction: the
   task is created before the commit, named after the transaction attempt's token, and the token is
-  written with the outcome. If that transaction never commits, its task finds the run behind it (seq
-  ahead of the run: answer 503, the queue retries) or finds another token (acknowledged as stale) —
+  written with the outcome. The task usually arrives before the commit: its handler waits for it a
+  little (`commit_wait`), then answers 503 and the queue retries. If that transaction never commits,
+  its task keeps finding the run behind it (and is dropped after the queue's attempts) or finds
+  another token once the step's retry committed (acknowledged as stale) —
   so no step is lost between a commit and an enqueue, and no second dispatch is ever expected.
   `start()` works the same way inside the caller's transaction (an event handler's unit of work): the
   first task waits (503) until the run document is committed.
@@ -25,9 +27,9 @@ How a step runs:
 - `StepOutcome.delay` / `Step.delay` become the next task's `schedule_time` (the run shows "waiting").
 
 Refinements of the original contract, kept compatible: `handle()` takes the request headers as an
-optional second argument (for the retry count); `StepEngine` takes an optional `path` (default
-"/steps") and `max_attempts` (default: the catalog queue's). `on_finish` runs after the finishing
-transaction's read and before its writes, so it may read documents (tx.get) and write and emit.
+optional second argument (for the retry count); `StepEngine` takes optional `path` (default "/steps"),
+`max_attempts` (default: the catalog queue's), `stalled_after` and `commit_wait`. `on_finish` runs
+after the finishing transaction's read and before its writes, so it may read (tx.get), write and emit.
 Known limit: if the very last attempt the queue allows is killed (no answer at all), the queue drops
 the task and the run stays "running" with that attempt recorded; `resume()` also accepts such a run
 once `stalled_after` has passed since its last attempt started.
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -171,6 +174,7 @@ class StepEngine:
         path: str = "/steps",
         max_attempts: int | None = None,
         stalled_after: timedelta = timedelta(minutes=15),
+        commit_wait: timedelta = timedelta(seconds=3),
     ) -> None:
         self.platform = platform
         self.queue_name = queue
@@ -180,6 +184,7 @@ class StepEngine:
         self.path = path
         self._max_attempts = max_attempts
         self.stalled_after = stalled_after
+        self.commit_wait = commit_wait
         self._tasks: TaskQueue | None = None
 
     # --- wiring ------------------------------------------------------------------------------------
@@ -271,9 +276,7 @@ class StepEngine:
             log.error("malformed step task acknowledged", extra={"errors": exc.errors(include_url=False)})
             return 200, {"result": "rejected"}
         ref = self.ref(task.tenant_id, task.run_id)
-        snapshot = ref.get()
-        run = snapshot.to_dict() if snapshot.exists else None
-        verdict = self._verdict(task, run)
+        run, verdict = self._await_turn(task, ref)
         if verdict is not None:
             return verdict
         assert run is not None
@@ -290,7 +293,9 @@ class StepEngine:
         if not record.get("started_at"):
             changes[_path("steps", task.step, "started_at")] = now
         ref.update(changes)
-        attempt = max(int(record.get("attempts", 0)) + 1, retry_count + 1)
+        attempt = int(record.get("attempts", 0)) + 1
+        # The queue's own count also covers attempts that died before recording themselves.
+        last_chance = attempt >= self.max_attempts or retry_count >= self.max_attempts - 1
         try:
             proc = self.resolve(run["process"], run["input"])
             step = proc.step(task.step)
@@ -311,18 +316,36 @@ class StepEngine:
                 serialize_on=f"steps:{task.run_id}",
             )
         except Exception as exc:
-            return self._step_failed(task, exc, attempt)
+            return self._step_failed(task, exc, attempt, last_chance)
         return 200, {"result": result}
+
+    def _await_turn(
+        self, task: StepTask, ref: firestore.DocumentReference
+    ) -> tuple[dict[str, Any] | None, tuple[int, dict[str, Any]] | None]:
+        """The run and None when this dispatch is the expected one; else the answer to give. The task
+        was created just before its transaction committed, so it usually arrives first: wait a little
+        for the commit here rather than through the queue's backoff."""
+        deadline = time.monotonic() + self.commit_wait.total_seconds()
+        pause = 0.02
+        while True:
+            snapshot = ref.get()
+            run = snapshot.to_dict() if snapshot.exists else None
+            verdict = self._verdict(task, run)
+            if verdict is None or verdict[0] != 503 or time.monotonic() >= deadline:
+                return run, verdict
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     def _verdict(self, task: StepTask, run: dict[str, Any] | None) -> tuple[int, dict[str, Any]] | None:
         """None when this dispatch is the one the run expects; otherwise the answer to give."""
         if run is None:
             # The transaction that created this task has not committed (yet, or ever): retry later.
             return 503, {"result": "waiting", "detail": "the run does not exist yet"}
+        if task.seq > int(run["seq"]):
+            # Before the status: a resume's task may arrive while the run still reads "failed".
+            return 503, {"result": "waiting", "detail": "the run has not reached this step yet"}
         if run["status"] in FINISHED:
             return 200, {"result": "duplicate", "detail": f"the run is {run['status']}"}
-        if task.seq > int(run["seq"]):
-            return 503, {"result": "waiting", "detail": "the run has not reached this step yet"}
         if task.seq < int(run["seq"]) or task.token != run["token"] or task.step != run["current_step"]:
             return 200, {"result": "duplicate", "detail": "a stale dispatch"}
         return None
@@ -427,7 +450,9 @@ class StepEngine:
             },
         )
 
-    def _step_failed(self, task: StepTask, exc: Exception, attempt: int) -> tuple[int, dict[str, Any]]:
+    def _step_failed(
+        self, task: StepTask, exc: Exception, attempt: int, last_chance: bool
+    ) -> tuple[int, dict[str, Any]]:
         error = _error(exc)
         log.warning(
             "step failed",
@@ -435,7 +460,7 @@ class StepEngine:
             extra={"run_id": task.run_id, "step": task.step, "attempt": attempt},
         )
         ref = self.ref(task.tenant_id, task.run_id)
-        if attempt < self.max_attempts:
+        if not last_chance:
             ref.update(
                 {
                     _path("steps", task.step, "error"): error,

@@ -212,6 +212,7 @@ def world(*processes: Process) -> World:
         resolve=lambda name, _input: table[name],
         max_attempts=MAX_ATTEMPTS,
         stalled_after=timedelta(minutes=5),
+        commit_wait=timedelta(0),
     )
     queue = FakeQueue()
     engine._tasks = queue
@@ -392,6 +393,19 @@ def test_resume_refuses_a_run_that_is_neither_failed_nor_stalled_and_an_unknown_
     with pytest.raises(Problem) as missing:
         w.engine.resume(tenant_id="t1", run_id="nope")
     assert missing.value.status == 404
+    assert w.run()["status"] == "failed"
+
+
+def test_a_resume_task_arriving_before_the_resume_commits_waits_instead_of_being_dropped() -> None:
+    w = world(Process("p", [Step("a", Counter(fail_first=MAX_ATTEMPTS))]))
+    w.start("p")
+    w.drain()
+    assert w.run()["status"] == "failed"
+    w.platform.uow.fail_commits = 1
+    with pytest.raises(RuntimeError):
+        w.engine.resume(tenant_id="t1", run_id="r1")
+    early = w.queue.pending.pop(0)
+    assert w.deliver(early) == 503  # the run still reads "failed": not a finished-run duplicate
     assert w.run()["status"] == "failed"
 
 
