@@ -20,4 +20,9 @@ max_delivery_attempts = 5
 # Partner slug -> members allowed to pull that partner's subscriptions (none in dev).
 partner_members = {}
 
-secrets = {}
+# Notification API: the email provider's delivery-report signing key (read to verify reports) and the
+# SMTP relay's password (read by the send task, when CMP_SMTP_USERNAME is set).
+secrets = {
+  "notification-provider-webhook" = { accessors = ["notification_api"] }
+  "notification-smtp-password"    = { accessors = ["notification_api_tasks"] }
+}

@@ -37,4 +37,9 @@ partner_members = {}
 
 pubsub_persistence_regions = ["europe-west1", "europe-west4"]
 
-secrets = {}
+# Notification API: the email provider's delivery-report signing key (read to verify reports) and the
+# SMTP relay's password (read by the send task, when CMP_SMTP_USERNAME is set).
+secrets = {
+  "notification-provider-webhook" = { accessors = ["notification_api"] }
+  "notification-smtp-password"    = { accessors = ["notification_api_tasks"] }
+}

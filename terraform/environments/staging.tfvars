@@ -19,4 +19,9 @@ max_delivery_attempts = 5
 
 partner_members = {}
 
-secrets = {}
+# Notification API: the email provider's delivery-report signing key (read to verify reports) and the
+# SMTP relay's password (read by the send task, when CMP_SMTP_USERNAME is set).
+secrets = {
+  "notification-provider-webhook" = { accessors = ["notification_api"] }
+  "notification-smtp-password"    = { accessors = ["notification_api_tasks"] }
+}
