@@ -8,10 +8,10 @@ changing the model, previewing one and recomputing need health:manage.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_jsonable_python
 
 from functions.customer_health_api import domain
 from functions.customer_health_api.service import API_NAME, HealthService, build_service
@@ -130,13 +130,8 @@ class NoBody(_Strict):
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
+    """Firestore values as JSON: timestamps in RFC 3339."""
+    return to_jsonable_python(value)
 
 
 def score_view(document: dict[str, Any]) -> dict[str, Any]:
