@@ -12,6 +12,9 @@ TRIGGERS = {
     "customer_health_api": "http",
     "customer_health_api_events": "pubsub-push",
 }
+# The Customer Data API's contacts (service.OrganizationDirectory, over HTTP as a platform service): the
+# events function attributes a bounced recipient to its organization.
+CALLS = {"customer_health_api_events": ["customer_data_api"]}
 
 customer_health_api = functions_framework.http(http_function(build_router))
 # Every event of a tenant rewrites that tenant's score document: one instance handles a tenant's
