@@ -694,8 +694,11 @@ def test_identity_admin_roles_go_to_the_functions_that_need_them(
     admins = {n for n, f in evaluated["functions"].items() if IDENTITY_ADMIN in f["needs"]}
     assert admins == {e["name"] for e in manifest if IDENTITY_ADMIN in e["needs"]}
     # Project-wide identity administration is a strong grant: today only the User Management functions
-    # (IdP tenants and users, claims resync) hold it, and a new holder is a deliberate change of this test.
-    assert admins <= {e["name"] for e in manifest if e["package"] == "user_management_api"}
+    # (IdP tenants and users, claims resync) and the Tenant API's offboarding task (revokes the users'
+    # sessions, deletes the IdP tenant at erasure) hold it; a new holder is a deliberate change of this test.
+    assert admins <= {e["name"] for e in manifest if e["package"] == "user_management_api"} | {
+        "tenant_api_tasks"
+    }
 
 
 def webhook_secrets_for_each(kind: str) -> str:
