@@ -120,18 +120,8 @@ def _users(ids: Iterable[str], priority: Priority) -> tuple[Target, ...]:
     return tuple(Target(User(uid), BOTH, priority) for uid in dict.fromkeys(ids))
 
 
-def _plan_user_invited(p: Mapping[str, Any]) -> Plan:
-    # The invitee is not a user yet: mail only. The admins see it in their inbox.
-    return Plan(
-        "account",
-        (
-            Target(Address(p["email"], user_id=p["user_id"]), EMAIL, Priority.HIGH),
-            Target(Admins(), IN_APP, Priority.LOW),
-        ),
-    )
-
-
-def _plan_user_provisioned(p: Mapping[str, Any]) -> Plan:
+def _plan_new_user(p: Mapping[str, Any]) -> Plan:
+    # An invitee or a provisioned user has not signed in yet: mail only. The admins see it in their inbox.
     return Plan(
         "account",
         (
@@ -221,8 +211,8 @@ RULES: dict[str, Any] = {
     "Tenant Reactivated": lambda p: Plan("tenant", _admins(Priority.HIGH)),
     "Tenant Suspended": lambda p: Plan("tenant", _admins(Priority.CRITICAL)),
     "User Deactivated": _plan_user_deactivated,
-    "User Invited": _plan_user_invited,
-    "User Provisioned": _plan_user_provisioned,
+    "User Invited": _plan_new_user,
+    "User Provisioned": _plan_new_user,
     "User Role Changed": lambda p: Plan("account", (Target(User(p["user_id"]), BOTH, Priority.HIGH),)),
     "Webhook Delivery Failed": _plan_final_only("integrations"),
     "Webhook Failed": _plan_final_only("integrations"),
