@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -62,6 +63,7 @@ PROCESS_PREFIX = "workflow:"
 EVENT_RETENTION = timedelta(days=30)  # how far back a dry run can look
 HOP_RETENTION = timedelta(hours=1)
 DRY_RUN_LIMIT = 1000
+RULES_CACHE_SIZE = 10_000
 WEBHOOK_TIMEOUT_SECONDS = 15.0
 SYSTEM_ACTOR = {"type": "system", "id": "workflow-api", "email": None}
 
@@ -131,6 +133,10 @@ class WorkflowService:
         self.secrets = SecretAccessor()
         self._services: CallingService | None = None
         self._http = requests.Session()
+        # Active rules per (tenant, trigger), valid while the tenant's rules revision is unchanged:
+        # an event then reads one small document instead of every active workflow.
+        self._rules: dict[tuple[str, str], tuple[int, dict[str, dict[str, Any]]]] = {}
+        self._rules_lock = threading.Lock()
 
     # --- persistence -------------------------------------------------------------------------------
     def _tenant(self, tenant_id: str) -> firestore.DocumentReference:
@@ -153,6 +159,31 @@ class WorkflowService:
     def _hop(self, tenant_id: str, contact_id: str) -> firestore.DocumentReference:
         ref: firestore.DocumentReference = self._tenant(tenant_id).collection(HOPS).document(contact_id)
         return ref
+
+    def _rules_revision(self, tenant_id: str) -> firestore.DocumentReference:
+        ref: firestore.DocumentReference = self._tenant(tenant_id).collection(SETTINGS).document("rules")
+        return ref
+
+    def _bump_rules(self, tx: Tx, tenant_id: str) -> None:
+        """Every change of what is active moves the revision: instances drop their cached rules."""
+        tx.set(self._rules_revision(tenant_id), {"revision": firestore.Increment(1)}, merge=True)
+
+    def active_rules(self, tenant_id: str, trigger: str) -> dict[str, dict[str, Any]]:
+        """The tenant's active workflows for a trigger, by id (cached per instance by revision)."""
+        snapshot = self._rules_revision(tenant_id).get()
+        revision = int((snapshot.to_dict() or {}).get("revision", 0)) if snapshot.exists else 0
+        with self._rules_lock:
+            cached = self._rules.get((tenant_id, trigger))
+        if cached is not None and cached[0] == revision:
+            return cached[1]
+        # Read after the revision: what is read is at least as new as the revision it is kept under.
+        query = self.workflows(tenant_id).where(filter=firestore.FieldFilter("active_trigger", "==", trigger))
+        rules = {s.id: s.to_dict() or {} for s in query.stream()}
+        with self._rules_lock:
+            if len(self._rules) > RULES_CACHE_SIZE:
+                self._rules.clear()
+            self._rules[(tenant_id, trigger)] = (revision, rules)
+        return rules
 
     def _webhook_settings(self, tenant_id: str) -> firestore.DocumentReference:
         ref: firestore.DocumentReference = self._tenant(tenant_id).collection(SETTINGS).document("webhooks")
@@ -345,6 +376,7 @@ class WorkflowService:
             "updated_at": now,
         }
         tx.update(self.workflows(tenant_id).document(workflow_id), update)
+        self._bump_rules(tx, tenant_id)
         return {**workflow, **update}
 
     def activate(
@@ -400,6 +432,8 @@ class WorkflowService:
                 True,
                 True,
             )
+        if missing:
+            self._bump_rules(tx, tenant_id)
         return missing
 
     # --- events --------------------------------------------------------------------------------------
@@ -412,10 +446,7 @@ class WorkflowService:
         )
         # Reads first (a Firestore transaction reads before it writes). The active rules are read
         # outside the transaction: an edit racing with an event need not block it.
-        query = self.workflows(tenant_id).where(
-            filter=firestore.FieldFilter("active_trigger", "==", event.name)
-        )
-        candidates = {s.id: s.to_dict() or {} for s in query.stream()}
+        candidates = self.active_rules(tenant_id, event.name)
         builtin_missing = False
         if event.name == "Privacy Request Received" and PRIVACY not in candidates:
             # The request must be answered even before onboarding installed the built-ins; a tenant
