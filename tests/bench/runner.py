@@ -20,12 +20,36 @@ from emulators.provision import provision
 from emulators.suite import ROOT, MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
 from shared.catalog import load_catalog
-from tests.bench import authz, bulk_import, cold_start, health, latency, pipeline, sustained, webhooks
+from tests.bench import (
+    authz,
+    bulk_import,
+    cold_start,
+    customers,
+    health,
+    latency,
+    notifications,
+    offboarding,
+    pipeline,
+    sustained,
+    webhooks,
+    workflows,
+)
 from tests.bench.context import Bench, prepare, redirected_push_endpoints
 from tests.bench.measure import Report
 from tests.bench.procs import Fleet
 
-SECTIONS = ("cold", "latency", "pipeline", "sustained", "authz", "import", "webhooks", "health")
+SECTIONS = (
+    "cold",
+    "latency",
+    "pipeline",
+    "sustained",
+    "authz",
+    "import",
+    "webhooks",
+    "health",
+    "offboarding",
+    "workflows",
+    "notifications", "customers")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +71,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-timeout", type=float, default=300, help="seconds to wait for the import")
     parser.add_argument("--webhook-events", type=int, default=20, help="Contact Created events fanned out")
     parser.add_argument("--webhook-threads", type=int, default=16, help="threads for the direct POSTs")
+    parser.add_argument(
+        "--notification-events", type=int, default=10_000, help="events of the notification burst"
+    )
     parser.add_argument("--verifications", type=int, default=10_000, help="signing.verify samples")
+    parser.add_argument("--customer-contacts", type=int, default=100_000, help="contacts seeded")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--keep-logs", action="store_true", help="keep the suite's and functions' logs")
     return parser.parse_args(argv)
@@ -71,6 +99,10 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
             bench, report, args.webhook_events, args.webhook_threads, args.verifications, timeout=180
         ),
         "health": lambda: health.run(bench, report),
+        "offboarding": lambda: offboarding.run(bench, report),
+        "workflows": lambda: workflows.run(bench, report),
+        "notifications": lambda: notifications.run(bench, report, args.notification_events, 8, timeout=900),
+        "customers": lambda: customers.run(bench, report, args.customer_contacts),
     }
 
 
