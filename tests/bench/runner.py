@@ -24,11 +24,8 @@ from tests.bench import (
     authz,
     bulk_import,
     cold_start,
-    customers,
     health,
     latency,
-    notifications,
-    offboarding,
     pipeline,
     sustained,
     webhooks,
@@ -47,9 +44,8 @@ SECTIONS = (
     "import",
     "webhooks",
     "health",
-    "offboarding",
     "workflows",
-    "notifications", "customers")
+)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -71,11 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-timeout", type=float, default=300, help="seconds to wait for the import")
     parser.add_argument("--webhook-events", type=int, default=20, help="Contact Created events fanned out")
     parser.add_argument("--webhook-threads", type=int, default=16, help="threads for the direct POSTs")
-    parser.add_argument(
-        "--notification-events", type=int, default=10_000, help="events of the notification burst"
-    )
     parser.add_argument("--verifications", type=int, default=10_000, help="signing.verify samples")
-    parser.add_argument("--customer-contacts", type=int, default=100_000, help="contacts seeded")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--keep-logs", action="store_true", help="keep the suite's and functions' logs")
     return parser.parse_args(argv)
@@ -99,10 +91,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
             bench, report, args.webhook_events, args.webhook_threads, args.verifications, timeout=180
         ),
         "health": lambda: health.run(bench, report),
-        "offboarding": lambda: offboarding.run(bench, report),
         "workflows": lambda: workflows.run(bench, report),
-        "notifications": lambda: notifications.run(bench, report, args.notification_events, 8, timeout=900),
-        "customers": lambda: customers.run(bench, report, args.customer_contacts),
     }
 
 
