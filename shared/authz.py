@@ -53,6 +53,8 @@ _ADMIN = _MEMBER | frozenset(
         "workflows:manage",
         "notification-settings:manage",
         "health:manage",
+        "onboarding:read",
+        "onboarding:manage",
     }
 )
 _OWNER = _ADMIN
@@ -78,6 +80,11 @@ SERVICE_PERMISSIONS = frozenset(
         "customers:write",
         "customers:privacy",
         "health:read",
+        # The Onboarding API's steps: the identity tenant, the first admin's invitation, the roles.
+        "users:manage",
+        "users:invite",
+        "users:read",
+        "access:read",
     }
 )
 
