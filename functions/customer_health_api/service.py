@@ -29,7 +29,7 @@ from google.cloud import firestore
 from functions.customer_health_api import domain
 from functions.customer_health_api.domain import Model, Signal
 from shared.contracts.payloads import HealthMeasure, HealthScoreChanged, NotificationBounced
-from shared.events import new_event
+from shared.events import CloudEvent, new_event
 from shared.intake import Delivered
 from shared.platform import Platform
 from shared.problems import Problem, not_found
@@ -373,7 +373,7 @@ class HealthService:
         last_score: int | None,
         last_grade: str | None,
         model: Model,
-    ) -> Any:
+    ) -> CloudEvent:
         payload = HealthScoreChanged(
             tenant_id=tenant_id,
             organization_id=organization_id,
