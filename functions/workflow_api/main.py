@@ -17,6 +17,8 @@ TRIGGERS = {
 # The HTTP function creates and rotates the tenant's webhook signing secret; the tasks function reads
 # it to sign webhook actions.
 NEEDS = {"workflow_api": ["webhook-secrets"], "workflow_api_tasks": ["webhook-secrets"]}
+# Steps update contacts and answer privacy requests through the Customer Data API, as a service.
+CALLS = {"workflow_api_tasks": ["customer_data_api"]}
 
 workflow_api = functions_framework.http(http_function(build_router))
 workflow_api_events = functions_framework.http(events_function("workflow_api", build_handlers))

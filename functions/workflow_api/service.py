@@ -457,7 +457,9 @@ class WorkflowService:
         if caused_by is not None:
             hop = tx.get(self._hop(tenant_id, envelope.subject))
             causing_depth = int(hop["depth"]) if hop else None
-        installed = self.install_builtins(tx, tenant_id) if event.name == "Onboarding Started" else []
+        # Onboarding installs the built-ins; so does a privacy request arriving before onboarding did.
+        onboarding = event.name == "Onboarding Started"
+        installed = self.install_builtins(tx, tenant_id) if onboarding or builtin_missing else []
         depth = domain.depth_of(event, causing_depth)
         to_run: list[tuple[str, str, int, Mapping[str, Any], bool]] = []
         for workflow_id, workflow in candidates.items():

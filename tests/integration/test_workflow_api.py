@@ -282,3 +282,87 @@ def test_onboarding_installs_the_builtins_once_and_a_platform_service_can_list_t
     }
     assert all(w["builtin"] and w["status"] == "active" for w in listed)
     assert as_service.post("", json={}).status_code == 403  # a service may read, not manage
+
+
+def test_with_the_customer_data_api_its_own_write_does_not_fire_it_again(
+    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any], tokens: Callable[..., str], receiver: Receiver
+) -> None:
+    """The whole loop on real services: an admin moves a contact to customer in the Customer Data API,
+    its Contact Updated fires the workflow, whose step tags the contact through the same API; the
+    Contact Updated that write causes (source workflow) reaches the Workflow API and fires nothing."""
+    crm = Api(
+        clean.function_url("customer_data_api") + f"/tenants/{tenant['id']}/contacts",
+        tokens(f"admin@{tenant['slug']}.example", tenant["id"], ("admin",)),
+    )
+    created = crm.post("", json={"first_name": "Lena", "last_name": "Fischer", "lifecycle_stage": "lead"})
+    assert created.status_code == 201, created.text
+    contact_id = created.json()["id"]
+    assert flows.post("/webhook-secret", json={}).status_code == 201
+    workflow = create_active(flows, won_definition(receiver.url))
+
+    moved = crm.patch(f"/{contact_id}", json={"lifecycle_stage": "customer"})
+    assert moved.status_code == 200, moved.text
+
+    def tagged() -> dict[str, Any] | None:
+        contact: dict[str, Any] = crm.get(f"/{contact_id}").json()
+        return contact if contact.get("tags") == ["customer"] else None
+
+    eventually(tagged, timeout=60, what="the workflow to tag the contact")
+    # The Contact Updated of the workflow's own write arrives, and is stored without firing anything.
+    eventually(lambda: len(stored_updates(db, tenant["id"])) == 2, timeout=60, what="both updates stored")
+    quiescent(db, tenant_id=tenant["id"])
+    own = next(e for e in stored_updates(db, tenant["id"]) if e["data"]["source"] == "workflow")
+    assert own["data"]["actor"]["id"] == f"workflow:{workflow['id']}" and own["fired"] == 0
+    [run] = runs(flows, workflow["id"])
+    assert run["status"] == "succeeded", run
+    assert {s["name"]: s["status"] for s in run["steps"]} == {"tag": "done", "tell": "done", "hook": "done"}
+    assert len(receiver.received()) == 1
+
+
+def test_privacy_requests_export_or_erase_through_the_customer_data_api(
+    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any], tokens: Callable[..., str]
+) -> None:
+    crm = Api(
+        clean.function_url("customer_data_api") + f"/tenants/{tenant['id']}/contacts",
+        tokens(f"admin@{tenant['slug']}.example", tenant["id"], ("admin",)),
+    )
+    email = f"subject-{uuid.uuid4().hex[:6]}@globex.example"
+    created = crm.post("", json={"first_name": "Data", "last_name": "Subject", "emails": [email]})
+    assert created.status_code == 201, created.text
+    contact_id = created.json()["id"]
+
+    def request(kind: str, request_id: str) -> None:
+        payload = PAYLOADS["Privacy Request Received"].model_validate(
+            {
+                "request_id": request_id,
+                "request_type": kind,
+                "data_subject_email": email,
+                "contact_id": None,  # found by email
+                "channel": "web_form",
+                "received_at": "2026-11-28T08:00:00Z",
+                "due_at": "2026-12-28T08:00:00Z",
+            }
+        )
+        publish(
+            clean, new_event(payload, tenant_id=tenant["id"], subject=request_id, source_api_slug="privacy")
+        )
+
+    def finished(count: int) -> list[dict[str, Any]] | None:
+        if flows.get("/builtin-privacy-request").status_code == 404:
+            return None  # the request has not arrived yet: it installs the built-ins
+        found = runs(flows, "builtin-privacy-request")
+        done = [r for r in found if r["status"] in ("succeeded", "failed")]
+        return done if len(done) == count else None
+
+    request("access", "prq_1")
+    [exported] = eventually(lambda: finished(1), timeout=60, what="the export run")
+    fulfil = exported["steps"][0]["output"]
+    assert exported["status"] == "succeeded" and fulfil["result"] == "exported"
+    assert fulfil["contact_id"] == contact_id and fulfil["bytes"] > 0 and len(fulfil["sha256"]) == 64
+    assert exported["steps"][1]["output"]["notification"]["message"].startswith("Privacy request prq_1")
+
+    request("erasure", "prq_2")
+    done = eventually(lambda: finished(2), timeout=60, what="the erasure run")
+    erased = next(r for r in done if r["input"]["event"]["data"]["request_id"] == "prq_2")
+    assert erased["status"] == "succeeded" and erased["steps"][0]["output"]["result"] == "erased"
+    assert crm.get(f"/{contact_id}").status_code in (404, 410)
