@@ -5,9 +5,10 @@ mails the platform sends. Standard library only (`smtpd` is gone from Python 3.1
 HTTP on 127.0.0.1:
     GET /messages            every mail received, oldest first, as JSON
     DELETE /messages         forget them
-    POST /fail {"count": n, "code": 451}
+    POST /fail {"count": n, "code": 451, "stage": "mail"}
                              answer the next n mail transactions with that reply code (4xx: the sender
-                             should retry later; 5xx: permanent), to exercise the sender's retries
+                             should retry later; 5xx: permanent) at MAIL FROM, or at RCPT TO with
+                             "stage": "rcpt" (a refused recipient), to exercise the sender
 
 Prints ``HTTP 127.0.0.1:PORT`` then ``READY 127.0.0.1:PORT`` (the SMTP port) once both are bound.
 """
@@ -35,7 +36,7 @@ class Mailbox:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
-        self._failures: list[int] = []
+        self._failures: list[tuple[int, str]] = []
         self.transactions = 0
 
     def add(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
@@ -67,15 +68,18 @@ class Mailbox:
             self._messages.clear()
             self._failures.clear()
 
-    def fail_next(self, count: int, code: int) -> None:
+    def fail_next(self, count: int, code: int, stage: str) -> None:
         with self._lock:
-            self._failures.extend([code] * count)
+            self._failures.extend([(code, stage)] * count)
 
-    def next_transaction(self) -> int | None:
-        """A reply code to fail this transaction with, or None to accept it."""
+    def failure(self, stage: str) -> int | None:
+        """A reply code to fail this command with, or None to accept it."""
         with self._lock:
-            self.transactions += 1
-            return self._failures.pop(0) if self._failures else None
+            if stage == "mail":
+                self.transactions += 1
+            if self._failures and self._failures[0][1] == stage:
+                return self._failures.pop(0)[0]
+            return None
 
 
 class SmtpHandler(socketserver.StreamRequestHandler):
@@ -102,7 +106,7 @@ class SmtpHandler(socketserver.StreamRequestHandler):
             elif verb == "HELO":
                 self.reply("250 cmp-smtp-sink")
             elif verb == "MAIL":
-                failure = self.server.mailbox.next_transaction()
+                failure = self.server.mailbox.failure("mail")
                 if failure is not None:
                     self.reply(f"{failure} {'Try again later' if failure < 500 else 'Refused'} (injected)")
                     continue
@@ -111,6 +115,10 @@ class SmtpHandler(socketserver.StreamRequestHandler):
             elif verb == "RCPT":
                 if mail_from is None:
                     self.reply("503 MAIL first")
+                    continue
+                refused = self.server.mailbox.failure("rcpt")
+                if refused is not None:
+                    self.reply(f"{refused} No such user here (injected)")
                     continue
                 rcpt_to.append(_address(argument))
                 self.reply("250 OK")
@@ -199,14 +207,15 @@ def http_server(address: tuple[str, int], mailbox: Mailbox) -> ThreadingHTTPServ
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 count, code = int(body.get("count", 1)), int(body.get("code", 451))
+                stage = str(body.get("stage", "mail"))
             except (ValueError, AttributeError):
                 self._json(400, {"error": 'send {"count": n, "code": 4xx or 5xx}'})
                 return
-            if not 400 <= code <= 599 or count < 0:
-                self._json(400, {"error": "code must be 4xx or 5xx, count >= 0"})
+            if not 400 <= code <= 599 or count < 0 or stage not in ("mail", "rcpt"):
+                self._json(400, {"error": "code must be 4xx or 5xx, count >= 0, stage mail or rcpt"})
                 return
-            mailbox.fail_next(count, code)
-            self._json(200, {"failing_next": count, "code": code})
+            mailbox.fail_next(count, code, stage)
+            self._json(200, {"failing_next": count, "code": code, "stage": stage})
 
         def log_message(self, *args: Any) -> None:
             pass

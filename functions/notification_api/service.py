@@ -78,9 +78,10 @@ class TemporaryFailure(Exception):
 class PermanentFailure(Exception):
     """The relay refused the mail for good (5xx)."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, recipient_refused: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.recipient_refused = recipient_refused  # the relay knows the address does not exist
 
 
 class NotReady(Exception):
@@ -117,7 +118,7 @@ class SmtpMailer:
             codes = [code for code, _ in exc.recipients.values()]
             detail = "; ".join(f"{code} {_text(text)}" for code, text in exc.recipients.values())
             if codes and min(codes) >= 500:
-                raise PermanentFailure(detail[:500], min(codes)) from exc
+                raise PermanentFailure(detail[:500], min(codes), recipient_refused=True) from exc
             raise TemporaryFailure(detail[:500]) from exc
         except smtplib.SMTPResponseException as exc:
             text = f"{exc.smtp_code} {_text(exc.smtp_error)}"[:500]
@@ -401,7 +402,21 @@ class NotificationService:
         except PermanentFailure as exc:
             now = datetime.now(UTC)
             ref.update({"attempts": attempts, "last_error": str(exc), "status": "failed", "updated_at": now})
-            return "failed"
+            if not exc.recipient_refused:
+                return "failed"
+            # The relay refused the address itself: a hard bounce, reported as the provider would.
+            bounce = ProviderReport(
+                id=f"smtp-{ntf_id}",
+                type="bounce",
+                message_id=mail["message_id"],
+                recipient=mail["to"],
+                bounce_type="hard",
+                diagnostic=str(exc),
+                provider="smtp",
+                occurred_at=now,
+            )
+            self.apply_report(bounce)
+            return "bounced"
         now = datetime.now(UTC)
         ref.update(
             {"attempts": attempts, "status": "sent", "sent_at": now, "last_error": None, "updated_at": now}

@@ -1,7 +1,7 @@
 """11. Notifications: a burst of N events into in-app notifications and queued emails, and the emails sent.
 
 A fresh tenant with one active admin (a users document, as the User Management API writes it). N
-Onboarding Completed events (normal priority, for the admins, in-app and email) are pushed through the
+Capacity Limit Approaching events (high priority, for the admins, in-app and email) are pushed through the
 real push endpoint (notification_api_events, with the push service token) by `threads` threads. Each
 creates, in the intake's transaction, one in-app notification and one email document, and enqueues one
 named Cloud Task; the figure is notifications created (in-app + email) per second, from the first push
@@ -38,7 +38,7 @@ from tests.bench.procs import Probe, first_answer, write_baseline
 
 SECTION = "11. Notifications: a burst of events into in-app + email notifications"
 BASELINE = "the same push bodies POSTed to a bare recording function, same threads"
-EVENT = "Onboarding Completed"
+EVENT = "Capacity Limit Approaching"  # external: nothing else in the suite publishes it
 API_NAME = "Notification API"
 
 
@@ -146,6 +146,6 @@ def run(bench: Bench, report: Report, n: int, threads: int, timeout: float) -> N
             BASELINE,
             higher_is_better=True,
             note=f"{sent:,} of {n:,} sent to the SMTP sink through the Tasks emulator in {sent_s:,.1f} s"
-            + ("" if sent == n else f" (INCOMPLETE after {timeout:.0f} s)"),
+            + ("" if sent >= n else f" (INCOMPLETE after {timeout:.0f} s)"),
         ),
     )

@@ -337,6 +337,25 @@ def test_a_hard_bounce_suppresses_the_address_and_publishes_notification_bounced
     eventually(lambda: len(sink_messages(clean, invitee)) == 2, what="mail after the suppression is lifted")
 
 
+def test_an_address_the_relay_refuses_is_a_hard_bounce(
+    clean: Suite, tenant: dict[str, Any], people: dict[str, Person]
+) -> None:
+    admin = people["admin"]
+    invitee = f"nobody@{tenant['slug']}.example"
+    refusing = requests.post(
+        f"{clean.smtp_url}/fail", json={"count": 1, "code": 550, "stage": "rcpt"}, timeout=10
+    )
+    assert refusing.status_code == 200
+    push(clean, event("User Invited", tenant["id"], email=invitee))
+
+    bounced = eventually(lambda: named(emails(admin, status="bounced"), "User Invited"), what="the bounce")
+    assert bounced[0]["to"] == invitee and bounced[0]["attempts"] == 1  # a 5xx is not retried
+    assert bounced[0]["bounce"]["kind"] == "hard_bounce" and "550" in bounced[0]["bounce"]["diagnostic"]
+    suppressed = admin.api.get("/suppressions").json()["items"]
+    assert [(s["address"], s["provider"]) for s in suppressed] == [(invitee, "smtp")]
+    assert sink_messages(clean, invitee) == []
+
+
 def test_preferences_apply_but_critical_notifications_always_arrive(
     clean: Suite, tenant: dict[str, Any], people: dict[str, Person]
 ) -> None:
