@@ -26,6 +26,7 @@ from tests.bench import (
     cold_start,
     health,
     latency,
+    onboarding,
     pipeline,
     sustained,
     webhooks,
@@ -45,6 +46,7 @@ SECTIONS = (
     "webhooks",
     "health",
     "workflows",
+    "onboarding",
 )
 
 
@@ -92,6 +94,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         ),
         "health": lambda: health.run(bench, report),
         "workflows": lambda: workflows.run(bench, report),
+        "onboarding": lambda: onboarding.run(bench, report),
     }
 
 
