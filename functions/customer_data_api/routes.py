@@ -25,12 +25,12 @@ from functions.customer_data_api.domain import (
 )
 from functions.customer_data_api.service import ROWS, CustomerService, Search, build_service
 from shared.http import Reply, RequestContext, Router, validation_errors
+from shared.imports import uploaded_file
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, bad_request, not_found, validation_failed
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
-IMPORT_TYPES: dict[str, domain.ImportFormat] = {"text/csv": "csv", "application/x-ndjson": "ndjson"}
 IDS = {
     "contact": re.compile(r"^con_[0-9a-f]{20}$"),
     "organization": re.compile(r"^org_[0-9a-f]{20}$"),
@@ -153,24 +153,6 @@ def _search(params: ListParams) -> Search:
     return Search(**params.model_dump(exclude={"limit", "cursor"}))
 
 
-def _import_body(ctx: RequestContext) -> tuple[domain.ImportFormat, str]:
-    content_type = (ctx.request.mimetype or "").lower()
-    fmt = IMPORT_TYPES.get(content_type)
-    if fmt is None:
-        raise Problem(415, "unsupported-media-type", "Send the file as text/csv or application/x-ndjson.")
-    if (ctx.request.content_length or 0) > MAX_IMPORT_BYTES:
-        raise Problem(413, "too-large", f"An import is at most {MAX_IMPORT_BYTES} bytes.")
-    raw = ctx.request.get_data()
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise Problem(413, "too-large", f"An import is at most {MAX_IMPORT_BYTES} bytes.")
-    try:
-        return fmt, raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Problem(
-            422, "invalid-import", "The file is not UTF-8 text.", title="Validation failed"
-        ) from exc
-
-
 def _job_view(job: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job.items() if k not in ("generation",)}
 
@@ -277,7 +259,7 @@ def build_router(platform: Platform) -> Router:
     @router.post("/tenants/{tenant_id}/customer-imports", permission="customers:import")
     def submit_import(ctx: RequestContext) -> Reply:
         params = ctx.query(ImportParams)
-        fmt, text = _import_body(ctx)
+        fmt, text = uploaded_file(ctx.request, MAX_IMPORT_BYTES)
         match = params.match or ("email" if params.kind == "contact" else "domain")
         try:
             rows = domain.parse_import(params.kind, text, fmt, params.mode, match)

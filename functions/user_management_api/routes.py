@@ -53,6 +53,7 @@ from functions.user_management_api.service import API_NAME, UserService, build_s
 from shared.authz import PUBLIC
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
+from shared.imports import uploaded_file
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, bad_request, conflict, not_found
@@ -63,7 +64,6 @@ IDS = {
     "invitation_id": (re.compile(r"^inv_[0-9a-f]{20}$"), "Invitation"),
     "job_id": (re.compile(r"^imp_[0-9a-f]{20}$"), "User import"),
 }
-IMPORT_TYPES: dict[str, ImportFormat] = {"text/csv": "csv", "application/x-ndjson": "ndjson"}
 
 
 class _Strict(BaseModel):
@@ -253,22 +253,7 @@ def _domain_errors() -> Iterator[None]:
 
 
 def _import_body(ctx: RequestContext) -> tuple[ImportFormat, str]:
-    media = (ctx.request.mimetype or "").lower()
-    fmt = IMPORT_TYPES.get(media)
-    if fmt is None:
-        raise Problem(415, "unsupported-media-type", "Send the rows as text/csv or application/x-ndjson.")
-    length = ctx.request.content_length
-    if length is not None and length > MAX_IMPORT_BYTES:
-        raise Problem(413, "too-large", f"An import is at most {MAX_IMPORT_BYTES} bytes.")
-    data = ctx.request.get_data()
-    if len(data) > MAX_IMPORT_BYTES:
-        raise Problem(413, "too-large", f"An import is at most {MAX_IMPORT_BYTES} bytes.")
-    try:
-        return fmt, data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Problem(
-            422, "invalid-import", "The file is not UTF-8 text.", title="Validation failed"
-        ) from exc
+    return uploaded_file(ctx.request, MAX_IMPORT_BYTES)
 
 
 def _no_body(ctx: RequestContext) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from shared.catalog import load_catalog
 from shared.contracts.payloads import NotificationBounced, UserInvited
 from shared.events import new_event
 from tests.conftest import Api, dump_firestore, eventually, quiescent
+from tests.integration.test_user_management_api import Subscription, subscribe
 
 PROBLEM = "application/problem+json"
 CATALOG = load_catalog()
@@ -34,40 +35,7 @@ OUR_COLLECTIONS = (
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-class Subscription:
-    """A pull subscription of our own on an event's topic, created before the action."""
-
-    def __init__(self, suite: Suite, event_name: str) -> None:
-        self.client = pubsub_v1.SubscriberClient()
-        topic = self.client.topic_path(suite.project, CATALOG.event(event_name).topic)
-        self.path = self.client.subscription_path(suite.project, f"test-cd-{uuid.uuid4().hex[:10]}")
-        self.client.create_subscription(request={"name": self.path, "topic": topic})
-        self.seen: list[dict[str, Any]] = []
-
-    def received(self, tenant_id: str) -> list[dict[str, Any]]:
-        response = self.client.pull(request={"subscription": self.path, "max_messages": 100}, timeout=5)
-        if response.received_messages:
-            self.seen += [json.loads(m.message.data) for m in response.received_messages]
-            self.client.acknowledge(
-                request={"subscription": self.path, "ack_ids": [m.ack_id for m in response.received_messages]}
-            )
-        return [e for e in self.seen if e["tenantid"] == tenant_id]
-
-    def close(self) -> None:
-        self.client.delete_subscription(request={"subscription": self.path})
-
-
-@pytest.fixture
-def subscribe(clean: Suite) -> Iterator[Callable[[str], Subscription]]:
-    made: list[Subscription] = []
-
-    def make(event_name: str) -> Subscription:
-        made.append(Subscription(clean, event_name))
-        return made[-1]
-
-    yield make
-    for subscription in made:
-        subscription.close()
+__all__ = ["subscribe"]  # the fixture: pull subscriptions of our own on event topics
 
 
 def create_tenant(tenant_api: Api, slug: str) -> str:
