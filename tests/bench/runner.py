@@ -26,6 +26,7 @@ from tests.bench import (
     cold_start,
     health,
     latency,
+    offboarding,
     onboarding,
     pipeline,
     sustained,
@@ -47,6 +48,7 @@ SECTIONS = (
     "health",
     "workflows",
     "onboarding",
+    "offboarding",
 )
 
 
@@ -95,6 +97,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "health": lambda: health.run(bench, report),
         "workflows": lambda: workflows.run(bench, report),
         "onboarding": lambda: onboarding.run(bench, report),
+        "offboarding": lambda: offboarding.run(bench, report),
     }
 
 
