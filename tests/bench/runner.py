@@ -24,6 +24,7 @@ from tests.bench import (
     authz,
     bulk_import,
     cold_start,
+    customers,
     health,
     latency,
     offboarding,
@@ -49,6 +50,7 @@ SECTIONS = (
     "workflows",
     "onboarding",
     "offboarding",
+    "customers",
 )
 
 
@@ -72,6 +74,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--webhook-events", type=int, default=20, help="Contact Created events fanned out")
     parser.add_argument("--webhook-threads", type=int, default=16, help="threads for the direct POSTs")
     parser.add_argument("--verifications", type=int, default=10_000, help="signing.verify samples")
+    parser.add_argument("--customer-contacts", type=int, default=100_000, help="contacts seeded")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--keep-logs", action="store_true", help="keep the suite's and functions' logs")
     return parser.parse_args(argv)
@@ -98,6 +101,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "workflows": lambda: workflows.run(bench, report),
         "onboarding": lambda: onboarding.run(bench, report),
         "offboarding": lambda: offboarding.run(bench, report),
+        "customers": lambda: customers.run(bench, report, args.customer_contacts),
     }
 
 
