@@ -36,12 +36,12 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def tenant(tenant_api: Api) -> dict[str, Any]:
     slug = f"flows-{uuid.uuid4().hex[:8]}"
-    response = tenant_api.post(
+    made = tenant_api.post(
         "/tenants",
         json={"name": "Flows", "slug": slug, "plan": "growth", "admin_email": f"admin@{slug}.example"},
     )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
     return body
 
 
