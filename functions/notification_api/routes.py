@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import Any, Literal
 
 from google.cloud import firestore
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_jsonable_python
 
 from functions.notification_api import domain
 from functions.notification_api.service import (
@@ -115,13 +115,8 @@ class ProviderEventBody(BaseModel):
 
 
 def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json(v) for v in value]
-    return value
+    """Firestore values as JSON: timestamps in RFC 3339."""
+    return to_jsonable_python(value)
 
 
 def view(document: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
