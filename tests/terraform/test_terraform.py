@@ -890,12 +890,16 @@ def test_firestore_indexes_fields_and_ttl(evaluated: dict[str, Any]) -> None:
         (
             ix["collectionGroup"],
             ix.get("queryScope", "COLLECTION"),
-            [(f["fieldPath"], f["order"]) for f in ix["fields"]],
+            [(f["fieldPath"], f.get("order") or f["arrayConfig"]) for f in ix["fields"]],
         )
         for ix in spec["indexes"]
     )
     got = sorted(
-        (ix["collection"], ix["query_scope"], [(f["field_path"], f["order"]) for f in ix["fields"]])
+        (
+            ix["collection"],
+            ix["query_scope"],
+            [(f["field_path"], f["order"] or f["array_config"]) for f in ix["fields"]],
+        )
         for ix in indexes.values()
     )
     assert got == wanted
