@@ -366,3 +366,46 @@ def test_privacy_requests_export_or_erase_through_the_customer_data_api(
     erased = next(r for r in done if r["input"]["event"]["data"]["request_id"] == "prq_2")
     assert erased["status"] == "succeeded" and erased["steps"][0]["output"]["result"] == "erased"
     assert crm.get(f"/{contact_id}").status_code in (404, 410)
+
+
+def test_a_chain_of_workflows_triggering_each_other_stops_at_the_hop_limit(
+    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any], tokens: Callable[..., str]
+) -> None:
+    """Workflow A appends "a" to the job title of a contact whose title changed, B appends "b" when the
+    change came from a workflow: each one's write fires the other. The chain stops after 5 hops."""
+    crm = Api(
+        clean.function_url("customer_data_api") + f"/tenants/{tenant['id']}/contacts",
+        tokens(f"admin@{tenant['slug']}.example", tenant["id"], ("admin",)),
+    )
+    created = crm.post("", json={"first_name": "Ping", "last_name": "Pong", "job_title": "start"})
+    assert created.status_code == 201, created.text
+    contact_id = created.json()["id"]
+
+    def appender(letter: str, only_from_workflows: bool) -> dict[str, Any]:
+        changed: dict[str, Any] = {"op": "changed", "field": "job_title"}
+        return {
+            "trigger": "Contact Updated",
+            "conditions": {"all": [changed, {"path": "source", "op": "eq", "value": "workflow"}]}
+            if only_from_workflows
+            else changed,
+            "steps": [
+                {
+                    "name": "append",
+                    "type": "update_contact",
+                    "changes": {"job_title": "{{changes.job_title.after}}" + letter},
+                }
+            ],
+        }
+
+    a = create_active(flows, appender("a", False), "A")
+    b = create_active(flows, appender("b", True), "B")
+    assert crm.patch(f"/{contact_id}", json={"job_title": "x"}).status_code == 200
+
+    # Hops: the person's edit (A, depth 1), then B 2, A 3, B 4, A 5; B would be depth 6 and does not fire.
+    eventually(lambda: crm.get(f"/{contact_id}").json()["job_title"] == "xababa", timeout=90, what="5 hops")
+    eventually(lambda: len(stored_updates(db, tenant["id"])) == 6, timeout=60, what="the last update stored")
+    quiescent(db, tenant_id=tenant["id"])
+    assert crm.get(f"/{contact_id}").json()["job_title"] == "xababa"
+    depths = sorted(r["input"]["depth"] for r in runs(flows, a["id"]) + runs(flows, b["id"]))
+    assert depths == [1, 2, 3, 4, 5]
+    assert all(r["status"] == "succeeded" for r in runs(flows, a["id"]) + runs(flows, b["id"]))
