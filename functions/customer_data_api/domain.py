@@ -309,19 +309,25 @@ def apply_fields(
     return refresh(kind, after), diff
 
 
+def _deleted(
+    record: Mapping[str, Any], deleted: bool, actor: Mapping[str, Any], source: Source, now: datetime
+) -> dict[str, Any]:
+    return {
+        **record,
+        "deleted": deleted,
+        "deleted_at": now if deleted else None,
+        "updated": stamp(actor, source, now),
+        "updated_at": now,
+        "version": int(record["version"]) + 1,
+    }
+
+
 def soft_delete(
     record: Mapping[str, Any], actor: Mapping[str, Any], source: Source, now: datetime
 ) -> dict[str, Any]:
     if record.get("deleted"):
         raise DomainError("already-deleted", "The record is already deleted.")
-    return {
-        **record,
-        "deleted": True,
-        "deleted_at": now,
-        "updated": stamp(actor, source, now),
-        "updated_at": now,
-        "version": int(record["version"]) + 1,
-    }
+    return _deleted(record, True, actor, source, now)
 
 
 def restore(
@@ -331,14 +337,7 @@ def restore(
         raise DomainError("not-deleted", "The record is not deleted.")
     if record.get("merged_into"):
         raise DomainError("merged", "The record was merged: undo the merge instead.")
-    return {
-        **record,
-        "deleted": False,
-        "deleted_at": None,
-        "updated": stamp(actor, source, now),
-        "updated_at": now,
-        "version": int(record["version"]) + 1,
-    }
+    return _deleted(record, False, actor, source, now)
 
 
 BounceType = Literal["hard", "soft", "complaint"]
@@ -565,10 +564,9 @@ class ImportFileError(Exception):
 
 
 def _cell_value(column: str, cell: str) -> Any:
+    """A list column holds several values separated by ; or |."""
     if column in LIST_COLUMNS:
         return [part.strip() for part in re.split(r"[;|]", cell) if part.strip()]
-    if column.startswith("custom."):
-        return cell
     return cell
 
 

@@ -259,8 +259,7 @@ class CustomerService:
                     domain=name,
                     organization_id=claim.get("organization_id"),
                 )
-        for name in added:
-            tx.set(self._claim(tenant_id, name), {"organization_id": org_id, "domain": name})
+        self._set_claims(tx, tenant_id, org_id, added)
         for name in removed:
             tx.delete(self._claim(tenant_id, name))
 
