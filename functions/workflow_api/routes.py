@@ -134,6 +134,11 @@ def build_router(platform: Platform) -> Router:
 
     @router.post(base + "/webhook-secret", permission="workflows:manage")
     def rotate_secret(ctx: RequestContext) -> Reply:
+        if "Idempotency-Key" in ctx.request.headers:
+            # A replayable answer would be kept in Firestore, and this one carries the secret.
+            raise Problem(
+                400, "idempotency-not-supported", "This answer carries a secret: send no Idempotency-Key."
+            )
         secret, version = service.rotate_webhook_secret(ctx.tenant_id)
         return Reply({"secret": secret, "version": version}, status=201)
 

@@ -120,6 +120,8 @@ def executed_events(db: Any, tenant_id: str) -> list[dict[str, Any]]:
 def test_a_contact_won_fires_the_workflow_once_signed_and_recorded(
     clean: Suite, db: Any, flows: Api, tenant: dict[str, Any], receiver: Receiver
 ) -> None:
+    kept = flows.post("/webhook-secret", json={}, headers={"Idempotency-Key": "k1"})
+    assert kept.status_code == 400 and "secret" not in kept.json()  # never stored for a replay
     secret = flows.post("/webhook-secret", json={})
     assert secret.status_code == 201, secret.text
     assert secret.json()["secret"].startswith("whsec_")
