@@ -67,7 +67,7 @@ def run(bench: Bench, report: Report, count: int = 5_000, runs: int = 3) -> None
         exports: list[float] = []
         for _ in range(runs):  # interleaved, the fastest of each: the machine's load varies
             started = time.perf_counter()
-            read = sum(1 for _ in offboarding.walk(data, twin))
+            read = sum(1 for _ in offboarding.walk(data, ours))
             reads.append(time.perf_counter() - started)
             started = time.perf_counter()
             manifest = offboarding.export_tenant(
