@@ -224,7 +224,7 @@ def test_mark_all_read_and_pagination(
 ) -> None:
     admin = people["admin"]
     for _ in range(3):
-        push(clean, event("Onboarding Completed", tenant["id"]))
+        push(clean, event("Compliance Report Generated", tenant["id"]))  # external: only ours arrive
     assert admin.unread() == 3
     everything = admin.inbox()
     seen: list[str] = []
@@ -236,7 +236,9 @@ def test_mark_all_read_and_pagination(
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert seen == [i["id"] for i in everything] and len(named(everything, "Onboarding Completed")) == 3
+    assert (
+        seen == [i["id"] for i in everything] and len(named(everything, "Compliance Report Generated")) == 3
+    )
     assert admin.api.post("/inbox/read-all").json() == {"marked": 3}
     assert admin.unread() == 0
 
