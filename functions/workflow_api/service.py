@@ -476,7 +476,7 @@ class WorkflowService:
         if builtin_missing or (PRIVACY in installed and event.name == "Privacy Request Received"):
             spec = BUILTINS[PRIVACY]
             to_run.append((PRIVACY, spec["name"], 1, spec["definition"], True))
-        fired = 0
+        fired: list[str] = []
         for workflow_id, name, version, definition, builtin in to_run:
             verdict = domain.judge(workflow_id, definition, event, depth)
             if not verdict.fires:
@@ -504,14 +504,15 @@ class WorkflowService:
             }
             # Its own transaction: the run id is derived from the event, so a redelivery (or this
             # transaction's retry) finds the run and starts nothing.
+            run_id = domain.run_id(workflow_id, envelope.source, envelope.id)
             self.engine.start(
                 None,
                 tenant_id=tenant_id,
                 process=PROCESS_PREFIX + workflow_id,
-                run_id=domain.run_id(workflow_id, envelope.source, envelope.id),
+                run_id=run_id,
                 input=run_input,
             )
-            fired += 1
+            fired.append(run_id)
         key = hashlib.sha256(f"{envelope.source}\n{envelope.id}".encode()).hexdigest()[:40]
         tx.set(
             self.events(tenant_id).document(key),
@@ -523,7 +524,8 @@ class WorkflowService:
                 "subject": envelope.subject,
                 "time": envelope.time,
                 "data": dict(envelope.data),
-                "fired": fired,
+                "fired": len(fired),
+                "runs": fired,  # so an erasure of the subject reaches the runs' copies of the event
                 "received_at": datetime.now(UTC),
                 "expire_at": envelope.time + EVENT_RETENTION,
             },
@@ -776,10 +778,18 @@ class WorkflowService:
         )
 
     def _forget(self, tenant_id: str, contact_id: str) -> None:
-        """Erasure reaches our own copies too: the stored events about the contact."""
+        """Erasure reaches our own copies too: the stored events about the contact, and the copy of
+        each such event in the input of the runs it started (the run records themselves are kept)."""
         query = self.events(tenant_id).where(filter=firestore.FieldFilter("subject", "==", contact_id))
+        events = list(query.stream())
+        run_refs = [
+            self.engine.ref(tenant_id, r) for e in events for r in (e.to_dict() or {}).get("runs", [])
+        ]
+        found = [s.reference for s in self.db.get_all(run_refs) if s.exists] if run_refs else []
         batch = self.db.batch()
-        for snapshot in query.stream():
+        for ref in found:
+            batch.set(ref, {"input": {"event": {"data": {"erased": True}}}}, merge=["input.event.data"])
+        for snapshot in events:
             batch.delete(snapshot.reference)
         batch.delete(self._hop(tenant_id, contact_id))
         batch.commit()

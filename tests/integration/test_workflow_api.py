@@ -363,11 +363,26 @@ def test_privacy_requests_export_or_erase_through_the_customer_data_api(
     assert fulfil["contact_id"] == contact_id and fulfil["bytes"] > 0 and len(fulfil["sha256"]) == 64
     assert exported["steps"][1]["output"]["notification"]["message"].startswith("Privacy request prq_1")
 
+    # A workflow run about the contact holds a copy of its event: erasure reaches it too.
+    noted = create_active(
+        flows,
+        {
+            "trigger": "Contact Updated",
+            "steps": [{"name": "tell", "type": "notify", "message": "{{contact_id}}"}],
+        },
+        "Noted",
+    )
+    publish(clean, contact_updated(tenant["id"], contact_id, "customer"))
+    eventually(lambda: runs(flows, noted["id"]), what="a run about the contact")
+
     request("erasure", "prq_2")
     done = eventually(lambda: finished(2), timeout=60, what="the erasure run")
     erased = next(r for r in done if r["input"]["event"]["data"]["request_id"] == "prq_2")
     assert erased["status"] == "succeeded" and erased["steps"][0]["output"]["result"] == "erased"
     assert crm.get(f"/{contact_id}").status_code in (404, 410)
+    [about] = runs(flows, noted["id"])
+    assert about["input"]["event"]["data"] == {"erased": True}
+    assert not [e for e in stored_updates(db, tenant["id"]) if e["subject"] == contact_id]
 
 
 def test_a_chain_of_workflows_triggering_each_other_stops_at_the_hop_limit(
