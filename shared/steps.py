@@ -30,9 +30,10 @@ Refinements of the original contract, kept compatible: `handle()` takes the requ
 optional second argument (for the retry count); `StepEngine` takes optional `path` (default "/steps"),
 `max_attempts` (default: the catalog queue's), `stalled_after` and `commit_wait`. `on_finish` runs
 after the finishing transaction's read and before its writes, so it may read (tx.get), write and emit.
-Known limit: if the very last attempt the queue allows is killed (no answer at all), the queue drops
-the task and the run stays "running" with that attempt recorded; `resume()` also accepts such a run
-once `stalled_after` has passed since its last attempt started.
+The queue's last attempt of a step that is killed (no answer at all) is not retried: before that
+attempt runs, a watchdog task is scheduled `step_timeout` later (at least the dispatch deadline); if the
+run is still at that attempt then, the watchdog marks it failed ("no answer"), on_finish included, so it
+shows and can be resumed. `resume()` also accepts a run left "running" for `stalled_after`.
 """
 
 from __future__ import annotations
@@ -140,6 +141,7 @@ class StepTask(BaseModel):
     seq: int = Field(ge=1)
     step: str = Field(min_length=1, max_length=200)
     token: str = Field(pattern=r"^[0-9a-f]{32}$")
+    watchdog: bool = False  # the check after a last attempt, not a step attempt
 
 
 def _path(*parts: str) -> str:
@@ -175,6 +177,7 @@ class StepEngine:
         max_attempts: int | None = None,
         stalled_after: timedelta = timedelta(minutes=15),
         commit_wait: timedelta = timedelta(seconds=3),
+        step_timeout: timedelta = timedelta(minutes=11),  # Cloud Tasks' HTTP dispatch deadline is 10 min
     ) -> None:
         self.platform = platform
         self.queue_name = queue
@@ -185,6 +188,7 @@ class StepEngine:
         self._max_attempts = max_attempts
         self.stalled_after = stalled_after
         self.commit_wait = commit_wait
+        self.step_timeout = step_timeout
         self._tasks: TaskQueue | None = None
 
     # --- wiring ------------------------------------------------------------------------------------
@@ -276,6 +280,8 @@ class StepEngine:
             log.error("malformed step task acknowledged", extra={"errors": exc.errors(include_url=False)})
             return 200, {"result": "rejected"}
         ref = self.ref(task.tenant_id, task.run_id)
+        if task.watchdog:
+            return self._watch(task, ref)
         run, verdict = self._await_turn(task, ref)
         if verdict is not None:
             return verdict
@@ -296,6 +302,8 @@ class StepEngine:
         attempt = int(record.get("attempts", 0)) + 1
         # The queue's own count also covers attempts that died before recording themselves.
         last_chance = attempt >= self.max_attempts or retry_count >= self.max_attempts - 1
+        if last_chance:
+            self._schedule_watchdog(task)
         try:
             proc = self.resolve(run["process"], run["input"])
             step = proc.step(task.step)
@@ -335,6 +343,38 @@ class StepEngine:
                 return run, verdict
             time.sleep(pause)
             pause = min(pause * 2, 0.25)
+
+    def _schedule_watchdog(self, task: StepTask) -> None:
+        body = task.model_copy(update={"watchdog": True}).model_dump()
+        name = task_id(self.collection, task.tenant_id, task.run_id, str(task.seq), task.token, "watchdog")
+        when = datetime.now(UTC) + self.step_timeout
+        self.tasks.enqueue(self.path, body, name=name, schedule_time=when)
+
+    def _watch(self, task: StepTask, ref: firestore.DocumentReference) -> tuple[int, dict[str, Any]]:
+        """After the queue's last attempt of a step: a run still at that attempt got no answer from it."""
+        error = "no answer from the step's last attempt (the handler was killed or timed out)"
+        return 200, {"result": self._fail(task, ref, error)}
+
+    def _fail(self, task: StepTask, ref: firestore.DocumentReference, error: str) -> str:
+        """Mark the run failed at this dispatch's step, unless the run moved on meanwhile."""
+
+        def fail(tx: Tx) -> str:
+            run = tx.get(ref)
+            if run is None or self._verdict(task, run) is not None:
+                return "duplicate"
+            now = datetime.now(UTC)
+            record = {
+                **run["steps"].get(task.step, {}),
+                "status": "failed",
+                "error": error,
+                "finished_at": now,
+            }
+            steps = {**run["steps"], task.step: record}
+            self._finish(tx, ref, run, steps, "failed", now, None, error, task.step)
+            return "failed"
+
+        result: str = self.platform.uow.run(fail, serialize_on=f"steps:{task.run_id}")
+        return result
 
     def _verdict(self, task: StepTask, run: dict[str, Any] | None) -> tuple[int, dict[str, Any]] | None:
         """None when this dispatch is the one the run expects; otherwise the answer to give."""
@@ -469,25 +509,7 @@ class StepEngine:
                 }
             )
             return 500, {"result": "retry", "detail": f"attempt {attempt} of {self.max_attempts} failed"}
-
-        def fail(tx: Tx) -> str:
-            run = tx.get(ref)
-            if self._verdict(task, run) is not None:
-                return "duplicate"
-            assert run is not None
-            now = datetime.now(UTC)
-            record = {
-                **run["steps"].get(task.step, {}),
-                "status": "failed",
-                "error": error,
-                "finished_at": now,
-            }
-            steps = {**run["steps"], task.step: record}
-            self._finish(tx, ref, run, steps, "failed", now, None, error, task.step)
-            return "failed"
-
-        result = self.platform.uow.run(fail, serialize_on=f"steps:{task.run_id}")
-        return 200, {"result": result, "detail": error}
+        return 200, {"result": self._fail(task, ref, error), "detail": error}
 
     # --- operator calls ----------------------------------------------------------------------------
     def resume(self, *, tenant_id: str, run_id: str, from_step: str | None = None) -> dict[str, Any]:

@@ -481,3 +481,51 @@ def test_step_names_with_any_characters_are_recorded() -> None:
     assert run["steps"][0]["name"] == "send e-mail.v2"
     assert run["steps"][0]["status"] == "done"
     assert run["steps"][0]["attempts"] == 1
+
+
+class Killed(BaseException):
+    """The process dies in the middle of the step: nothing after it runs, nothing answers."""
+
+
+def test_a_last_attempt_killed_mid_way_is_failed_by_its_watchdog_and_can_be_resumed() -> None:
+    calls: list[int] = []
+
+    def dies_on_last_attempt(ctx: StepContext) -> None:
+        calls.append(ctx.attempt)
+        if len(calls) == 1:
+            raise Killed
+
+    finished: list[FinishContext] = []
+    w = world(Process("p", [Step("a", dies_on_last_attempt)], on_finish=finisher(finished)))
+    w.start("p")
+    task = w.queue.pending.pop(0)
+    task.retries = MAX_ATTEMPTS - 1  # the queue's last dispatch: it will not retry this one
+    with pytest.raises(Killed):
+        w.deliver(task)
+    [watchdog] = w.queue.pending
+    assert watchdog.body["watchdog"] is True and watchdog.schedule_time is not None
+    assert w.run()["status"] == "running"
+
+    assert w.deliver(w.queue.pending.pop(0)) == 200
+    run = w.run()
+    assert run["status"] == "failed"
+    assert run["failed_step"] == "a" and "no answer" in run["error"]
+    assert [f.status for f in finished] == ["failed"]
+
+    w.engine.resume(tenant_id="t1", run_id="r1")
+    w.drain()
+    assert w.run()["status"] == "succeeded"
+    assert calls == [1, 1]  # the resume starts a fresh attempt count
+
+
+def test_a_watchdog_after_a_last_attempt_that_answered_changes_nothing() -> None:
+    finished: list[FinishContext] = []
+    w = world(Process("p", [Step("a", Counter())], on_finish=finisher(finished)))
+    w.start("p")
+    task = w.queue.pending.pop(0)
+    task.retries = MAX_ATTEMPTS - 1
+    assert w.deliver(task) == 200
+    [watchdog] = w.queue.pending
+    assert w.deliver(watchdog) == 200 and w.answers[-1][1]["result"] == "duplicate"
+    assert w.run()["status"] == "succeeded"
+    assert [f.status for f in finished] == ["succeeded"]
