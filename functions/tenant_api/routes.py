@@ -73,6 +73,10 @@ class ListTickets(PageParams):
     tenant_id: str | None = Field(default=None, max_length=128, pattern=r"^[^/]+$")
 
 
+class ResumeRun(_Strict):
+    from_step: str | None = Field(default=None, min_length=1, max_length=200)
+
+
 class UpdateTicket(_Strict):
     status: tickets.TicketStatus
     note: str | None = Field(default=None, min_length=1, max_length=2000)
@@ -80,6 +84,7 @@ class UpdateTicket(_Strict):
 
 EXPORT_FILE = re.compile(r"^[a-z0-9_.-]{1,200}\.ndjson$")
 TICKET_ID = re.compile(r"^tk_[0-9a-f]{24}$")
+RUN_ID = re.compile(r"^(offboard|ticket)-v[0-9]{1,9}$")
 
 
 class TenantView(BaseModel):
@@ -225,6 +230,17 @@ def build_router(platform: Platform) -> Router:
                 else None,
                 "proof": offboarding.encode(proof) if proof else None,
             }
+        )
+
+    @router.post("/tenants/{tenant_id}/offboarding/{run_id}/resume", permission="platform:operate")
+    def resume_offboarding(ctx: RequestContext) -> Reply:
+        """A failed (or stalled) run goes on from its failed step, or from `from_step`."""
+        body = ctx.body(ResumeRun)
+        run_id = ctx.params["run_id"]
+        if not RUN_ID.fullmatch(run_id):
+            raise not_found(f"The run {run_id}")
+        return Reply(
+            processes.engine.resume(tenant_id=ctx.tenant_id, run_id=run_id, from_step=body.from_step)
         )
 
     def _export(tenant_id: str) -> dict[str, Any]:

@@ -305,6 +305,18 @@ def test_a_reactivated_tenant_is_not_erased(clean: Suite, db: Any, operator: str
     assert db.collection("tenant_slugs").document(slug).get().exists
     assert tenant_api.get(f"/tenants/{tid}/erasure-proof").status_code == 404
 
+    # Only a failed or stalled run can be resumed; refusals change nothing.
+    before = quiescent(db, tenant_id=tid)
+    resume = f"/tenants/{tid}/offboarding/{run['run_id']}/resume"
+    refused = tenant_api.post(resume, json={})
+    assert refused.status_code == 409 and refused.headers["Content-Type"] == PROBLEM
+    assert refused.json()["type"].endswith("/run-not-resumable")
+    assert tenant_api.post(resume, json={"from_step": 5}).status_code == 422
+    assert tenant_api.post(resume, json={"step": "erase"}).status_code == 422
+    assert tenant_api.post(f"/tenants/{tid}/offboarding/offboard-v999/resume", json={}).status_code == 404
+    assert tenant_api.post(f"/tenants/{tid}/offboarding/nope/resume", json={}).status_code == 404
+    assert dump_firestore(db, tid) == before
+
 
 def test_ticket_routes_refuse_bad_input_and_change_nothing(
     clean: Suite, db: Any, operator: str, tokens: Callable[..., str]
