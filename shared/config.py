@@ -47,9 +47,21 @@ class Settings(BaseSettings):
     tasks_invoker_account: str | None = None
 
     # Outbound webhooks (Integration API): seconds to wait before each retry after the first attempt
-    # (JSON list in CMP_WEBHOOK_RETRY_SCHEDULE; Svix's schedule by default, about 28 h in all), and a
+    # (JSON list in CMP_WEBHOOK_RETRY_SCHEDULE; Svix's first seven delays, then daily: about 5 days in all), and a
     # local-development switch letting endpoints target http:// and loopback receivers (never in prod).
-    webhook_retry_schedule: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+    webhook_retry_schedule: tuple[float, ...] = (
+        5,
+        300,
+        1800,
+        7200,
+        18000,
+        36000,
+        36000,
+        86400,
+        86400,
+        86400,
+        86400,
+    )
     webhooks_allow_loopback: bool = False
 
     # Notification email (Notification API): the SMTP relay and the sender. A login, when the relay

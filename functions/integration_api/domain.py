@@ -6,38 +6,31 @@ Delivery rules (Standard Webhooks 1.0, Svix):
   endpoint and the event id, so a redelivered event creates nothing new and receivers dedupe on it.
 - 2xx: delivered. 410 Gone: the endpoint is disabled and the message failed, no retry.
 - Any other answer (3xx included, redirects are not followed), a timeout, or a connection error: the
-  next attempt waits the schedule's next delay (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h by default);
+  next attempt waits the schedule's next delay (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, then 24 h four
+  times by default: about 5 days);
   a 429 or 503 with Retry-After waits max(schedule, Retry-After). After the last attempt the message is
   failed and the endpoint flagged "failing" (a later success sets it back to "active").
 - Ordered endpoints: a message is not sent while another message of the same endpoint and the same
   aggregate (the envelope's subject) is still pending with an earlier (event time, message id); it is
   looked at again after a growing wait. A failed or delivered predecessor no longer holds it back.
-- SSRF: an endpoint URL must be https and every address its host resolves to must be public (not
-  private, loopback, link-local, multicast, reserved, unspecified, shared or the metadata server);
-  checked when the endpoint is saved and again before every attempt. The local switch
-  (CMP_WEBHOOKS_ALLOW_LOOPBACK) also allows http:// and loopback addresses, nothing else.
+- SSRF: an endpoint URL must pass shared.outbound.check_url, when the endpoint is saved and again
+  before every attempt.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from urllib.parse import urlsplit
 
-# Svix's schedule: the delay before attempt 2, 3, ... (about 28 h in all).
-DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+# The delay before attempt 2, 3, ...: Svix's schedule (about 28 h), then daily up to about 5 days in all.
+DEFAULT_SCHEDULE: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400, 86400, 86400)
 TIMEOUT_SECONDS = 15.0
 ROTATION_OVERLAP_SECONDS = 24 * 3600
 ORDERED_WAIT_MAX_SECONDS = 60.0
-METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.goog"})
-_METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-)
 
 
 class EndpointStatus(StrEnum):
@@ -123,61 +116,3 @@ def blocked_by(mine: Queued, pending: Sequence[Queued]) -> bool:
     return any(
         (other.event_time, other.message_id) < key for other in pending if other.message_id != mine.message_id
     )
-
-
-# --- server-side request forgery ----------------------------------------------------------------
-class UnsafeUrl(ValueError):
-    pass
-
-
-def address_refusal(address: str, allow_loopback: bool = False) -> str | None:
-    """Why this IP address may not be a webhook target, or None when it may."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in _METADATA_ADDRESSES:
-        return "the metadata server"
-    if ip.is_loopback:
-        return None if allow_loopback else "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip.is_private or (
-        isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10")
-    ):
-        return "a private address"
-    if ip.is_multicast or ip.is_reserved or ip.is_unspecified or not ip.is_global:
-        return "a non-public address"
-    return None
-
-
-Resolver = Callable[[str, int], Sequence[str]]
-
-
-def check_url(url: str, resolve: Resolver, allow_loopback: bool = False) -> None:
-    """Raise UnsafeUrl unless `url` may be called: https (http too with the local switch) and every
-    address of its host public."""
-    parts = urlsplit(url)
-    allowed = {"https", "http"} if allow_loopback else {"https"}
-    if parts.scheme not in allowed:
-        raise UnsafeUrl("the URL must use https")
-    if parts.username or parts.password:
-        raise UnsafeUrl("the URL must not carry credentials")
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        raise UnsafeUrl("the URL has no host")
-    if host in METADATA_HOSTS:
-        raise UnsafeUrl("the URL targets the metadata server")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise UnsafeUrl("the URL's port is not valid") from exc
-    try:
-        addresses = resolve(host, port)
-    except OSError as exc:
-        raise UnsafeUrl(f"the host {host} does not resolve") from exc
-    if not addresses:
-        raise UnsafeUrl(f"the host {host} does not resolve")
-    for address in addresses:
-        reason = address_refusal(address, allow_loopback)
-        if reason is not None:
-            raise UnsafeUrl(f"the host {host} resolves to {reason}")

@@ -12,9 +12,9 @@ from typing import Any
 from google.cloud import firestore
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from functions.integration_api import domain
 from functions.integration_api.domain import MessageStatus
 from functions.integration_api.service import API_NAME, WebhookService, build_service
+from shared import outbound
 from shared.catalog import load_catalog
 from shared.http import Reply, RequestContext, Router
 from shared.pagination import PageParams, paginate
@@ -132,7 +132,7 @@ def build_router(platform: Platform) -> Router:
     def safe_url(url: str) -> None:
         try:
             service.check_url(url)
-        except domain.UnsafeUrl as exc:
+        except outbound.UnsafeUrl as exc:
             raise validation_failed(
                 [{"pointer": "#/url", "detail": str(exc), "type": "unsafe_url", "in": "body"}]
             ) from exc

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets as _random
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -29,8 +28,10 @@ from typing import Any
 import requests
 from google.cloud import firestore
 
-from functions.integration_api import domain, signing
+from functions.integration_api import domain
 from functions.integration_api.domain import EndpointStatus, MessageStatus, Outcome
+from shared import outbound
+from shared import webhook_signing as signing
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.contracts import EventPayload
@@ -54,10 +55,6 @@ QUEUE = "webhook-delivery"
 TASKS_FUNCTION = "integration_api_tasks"
 DELIVER_PATH = "/deliver"
 REPLAY_LIMIT = 500
-
-
-def resolve(host: str, port: int) -> list[str]:
-    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
 
 
 class SigningSecrets:
@@ -181,7 +178,7 @@ class WebhookService:
         return tuple(self.settings.webhook_retry_schedule)
 
     def check_url(self, url: str) -> None:
-        domain.check_url(url, resolve, self.settings.webhooks_allow_loopback)
+        outbound.check_url(url, outbound.resolve, self.settings.webhooks_allow_loopback)
 
     # --- endpoints ---------------------------------------------------------------------------------
     def endpoint(self, tenant_id: str, endpoint_id: str) -> dict[str, Any]:
@@ -398,7 +395,7 @@ class WebhookService:
 
         try:
             self.check_url(endpoint["url"])  # again now: DNS may have changed since the endpoint was saved
-        except domain.UnsafeUrl as exc:
+        except outbound.UnsafeUrl as exc:
             return AttemptResult(None, took(), f"refused: {exc}", None)
         now = datetime.now(UTC)
         body = str(message["body"]).encode()

@@ -34,6 +34,8 @@ from google.cloud import firestore
 
 from functions.workflow_api import domain
 from functions.workflow_api.builtins import BUILTINS, PRIVACY
+from shared import outbound
+from shared import webhook_signing as signing
 from shared.contracts.base import Actor
 from shared.contracts.payloads import WorkflowExecuted
 from shared.events import new_event
@@ -653,7 +655,6 @@ class WorkflowService:
         """A new signing secret for the tenant's workflow webhooks (answered once, never stored here)."""
         from google.api_core import exceptions as gexc
 
-        from functions.integration_api import signing
         from shared.clients import secrets_client
 
         parent = f"projects/{self.settings.project_id}"
@@ -680,13 +681,9 @@ class WorkflowService:
         return value, number
 
     def _webhook(self, ctx: StepContext, url: str) -> StepOutcome:
-        from functions.integration_api import domain as webhook_policy
-        from functions.integration_api import signing
-        from functions.integration_api.service import resolve
-
         try:
-            webhook_policy.check_url(url, resolve, self.settings.webhooks_allow_loopback)
-        except webhook_policy.UnsafeUrl as exc:
+            outbound.check_url(url, outbound.resolve, self.settings.webhooks_allow_loopback)
+        except outbound.UnsafeUrl as exc:
             raise StepFailed(f"the webhook URL is refused: {exc}") from exc
         settings = self._webhook_settings(ctx.tenant_id).get()
         if not settings.exists:

@@ -32,8 +32,8 @@ from typing import Any
 import requests
 
 from emulators import identity
-from functions.integration_api import signing
 from functions.integration_api.service import API_NAME
+from shared import webhook_signing as signing
 from tests.bench.context import (
     HTTP_TIMEOUT,
     Bench,

@@ -19,11 +19,11 @@ import pytest
 import requests
 
 from emulators.suite import Suite
-from functions.integration_api.signing import verify
 from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog, schemas_dir
 from shared.contracts import PAYLOADS
 from shared.events import CloudEvent, new_event
+from shared.webhook_signing import verify
 from tests.conftest import Api, dump_firestore, eventually, push_body, quiescent
 
 CATALOG = load_catalog()

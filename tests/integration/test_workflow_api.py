@@ -14,10 +14,10 @@ import pytest
 from google.cloud import pubsub_v1
 
 from emulators.suite import Suite
-from functions.integration_api.signing import verify
 from shared.catalog import load_catalog
 from shared.contracts import PAYLOADS
 from shared.events import CloudEvent, new_event
+from shared.webhook_signing import verify
 from tests.conftest import Api, dump_firestore, eventually, quiescent
 from tests.integration.test_integration_api import Receiver
 

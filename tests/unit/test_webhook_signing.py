@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from functions.integration_api.signing import (
+from shared.webhook_signing import (
     WebhookVerificationError,
     generate_secret,
     sign,

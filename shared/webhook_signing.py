@@ -9,7 +9,7 @@ downtime).
 Partners verify with :func:`verify` (this module has no dependency outside the standard library, so it
 can be copied as is)::
 
-    from functions.integration_api.signing import WebhookVerificationError, verify
+    from shared.webhook_signing import WebhookVerificationError, verify
 
     def receive(request):                         # any web framework
         try:
