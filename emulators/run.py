@@ -92,6 +92,9 @@ Demo tenant {info["tenant_id"]} (slug acme); its admin is admin@acme.example. To
   curl -s -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" \\
        -d '{{"email": "new.user@acme.example", "role": "member"}}' {users_url}/invitations
 
+  # the invitation mail the Notification API sent, as the local SMTP sink received it
+  curl -s {suite.smtp_url}/messages
+
   # as the platform operator: suspend the tenant, then see it in the audit trail
   curl -s -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H "Content-Type: application/json" \\
        -d '{{"reason": "demo"}}' {tenant_url}/suspend
