@@ -726,8 +726,14 @@ def test_webhook_secrets_grants_go_to_the_functions_that_need_them(
     holders = {n: f["kind"] for n, f in evaluated["functions"].items() if WEBHOOK_SECRETS in f["needs"]}
     assert set(holders) == {e["name"] for e in manifest if WEBHOOK_SECRETS in e["needs"]}
     assert set(holders.values()) <= {"http", "tasks"}  # any other kind would get nothing
-    # Today the Integration API's HTTP and tasks functions, not its events function (fan-out only).
-    assert holders == {"integration_api": "http", "integration_api_tasks": "tasks"}
+    # Today the Integration and Workflow APIs' HTTP (create, rotate) and tasks (sign) functions, not
+    # their events functions (fan-out and matching only).
+    assert holders == {
+        "integration_api": "http",
+        "integration_api_tasks": "tasks",
+        "workflow_api": "http",
+        "workflow_api_tasks": "tasks",
+    }
 
 
 def test_run_invoker_per_trigger() -> None:
