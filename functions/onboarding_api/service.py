@@ -226,9 +226,6 @@ class OnboardingService:
             return StepOutcome(
                 output={"user_id": problem.get("user_id"), "user_status": problem.get("current_status")}
             )
-        if reply.status == 403 and kind == "role-not-grantable":
-            reason = "the User Management API does not let a platform service grant the admin role"
-            return StepOutcome(skipped=True, output={"reason": reason})
         raise self._unexpected("the invitation", reply)
 
     def health_model(self, ctx: StepContext) -> StepOutcome:

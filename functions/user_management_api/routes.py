@@ -181,7 +181,10 @@ def _actor(ctx: RequestContext) -> Actor:
 
 def _grantor(ctx: RequestContext) -> Grantor:
     principal = ctx.principal
-    return Grantor(uid=principal.uid, roles=principal.roles, is_operator=principal.is_operator)
+    # A platform service (onboarding inviting a tenant's first admin) acts for the platform, as an operator.
+    return Grantor(
+        uid=principal.uid, roles=principal.roles, is_operator=principal.is_operator or principal.is_service
+    )
 
 
 def _user_reply(user: User, status: int = 200) -> Reply:

@@ -126,11 +126,6 @@ def test_the_invitation_never_keeps_the_token_and_a_retry_finds_the_invited_user
     calls.answer("user_management_api", "POST", FakeResponse(409, exists, PROBLEM))
     assert service.admin_invitation(ctx("admin_invitation")).output["user_status"] == "invited"
 
-    refused = {"type": "p/role-not-grantable", "role": "admin"}
-    calls.answer("user_management_api", "POST", FakeResponse(403, refused, PROBLEM))
-    skipped = service.admin_invitation(ctx("admin_invitation"))
-    assert skipped.skipped and "admin role" in skipped.output["reason"]
-
     calls.answer("user_management_api", "POST", FakeResponse(403, {"type": "p/forbidden"}, PROBLEM))
     with pytest.raises(StepFailed):
         service.admin_invitation(ctx("admin_invitation"))
