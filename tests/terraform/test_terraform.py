@@ -913,8 +913,11 @@ def test_firestore_indexes_fields_and_ttl(evaluated: dict[str, Any]) -> None:
 
     fields = evaluated["firestore_fields"]
     ttl = {f["collection"] for f in fields.values() if f["ttl"]}
-    # The kernel's collections that write expire_at (shared/uow.py, intake.py, idempotency.py).
-    assert ttl == {OUTBOX, PROCESSED, ATTEMPTS, IDEMPOTENCY}
+    # The kernel's collections that write expire_at (shared/uow.py, intake.py, idempotency.py), and the
+    # APIs' own, declared as TTL field overrides in the indexes file.
+    declared = {o["collectionGroup"] for o in spec["fieldOverrides"] if o.get("ttl")}
+    assert declared >= {"workflow_events", "workflow_hops"}
+    assert ttl == {OUTBOX, PROCESSED, ATTEMPTS, IDEMPOTENCY} | declared
     assert {f["field"] for f in fields.values() if f["ttl"]} == {"expire_at"}
     for override in spec["fieldOverrides"]:
         assert fields[f"{override['collectionGroup']}/{override['fieldPath']}"]["indexes"] == []
