@@ -55,12 +55,10 @@ def build_handlers(platform: Platform) -> Mapping[str, EventHandler]:
     def health(event: Delivered, tx: Tx) -> None:
         payload = event.payload
         assert isinstance(payload, HealthScoreChanged)
-        # The Customer Health API may name the organization scored; older payloads do not.
-        organization_id = getattr(payload, "organization_id", None)
         summary = payload.model_dump(
             include={"score", "previous_score", "grade", "model_version", "computed_at"}
         )
-        service.record_health(tx, event.tenant_id, organization_id, summary)
+        service.record_health(tx, event.tenant_id, payload.organization_id, summary)
 
     def user_import(event: Delivered, tx: Tx) -> None:
         payload = event.payload

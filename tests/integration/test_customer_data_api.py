@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from google.cloud import pubsub_v1
 from emulators.suite import Suite
 from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog
-from shared.contracts.payloads import NotificationBounced, UserInvited
+from shared.contracts.payloads import HealthMeasure, HealthScoreChanged, NotificationBounced, UserInvited
 from shared.events import new_event
 from tests.conftest import Api, dump_firestore, eventually, quiescent
 from tests.integration.test_user_management_api import Subscription, subscribe
@@ -524,6 +524,42 @@ def test_an_invited_user_gets_one_contact_profile_and_tenant_settings_exist(
     jonas = next(c for c in items if c["emails"] == ["jonas.berg@acme.example"])
     assert (jonas["first_name"], jonas["last_name"], jonas["created"]["source"]) == ("Jonas", "Berg", "api")
     assert next(c for c in items if c["id"] == existing["id"])["user_id"] == "u_2"
+
+
+def test_health_scores_land_on_the_organization_or_the_tenant_profile_and_late_ones_change_nothing(
+    crm: tuple[str, Api], clean: Suite, db: Any
+) -> None:
+    tenant, api = crm
+    org = organization(api, tenant, "Soylent", "soylent.example")
+    measures = [HealthMeasure(measure="active_seats", weight=100.0, score=40.0)]
+
+    def score(value: int, hour: int, organization_id: str | None) -> HealthScoreChanged:
+        return HealthScoreChanged(
+            tenant_id=tenant, organization_id=organization_id, score=value, grade="watch", model_version=1,
+            measures=measures, computed_at=datetime(2026, 3, 1, hour, tzinfo=UTC),
+        )  # fmt: skip
+
+    publish(clean, score(61, 9, org["id"]), tenant, org["id"])
+
+    def health() -> dict[str, Any] | None:
+        held: dict[str, Any] | None = (
+            api.get(f"/tenants/{tenant}/organizations/{org['id']}").json().get("health")
+        )
+        return held
+
+    assert eventually(health, what="the organization's score")["score"] == 61
+    publish(clean, score(20, 8, org["id"]), tenant, org["id"])  # computed earlier, delivered later
+    # The tenant's own score (the Customer Health API may publish one too: ours is the newest).
+    tenant_score = score(77, 10, None).model_copy(
+        update={"computed_at": datetime.now(UTC) + timedelta(days=1)}
+    )
+    publish(clean, tenant_score, tenant, tenant)
+    ref = db.document(f"tenants/{tenant}/customer_settings/health")
+    eventually(
+        lambda: (ref.get().to_dict() or {}).get("health", {}).get("score") == 77, what="the tenant score"
+    )
+    quiescent(db, tenant_id=tenant)
+    assert health() is not None and (health() or {})["score"] == 61
 
 
 # --- GDPR --------------------------------------------------------------------------------------------
