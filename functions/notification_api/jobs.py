@@ -9,12 +9,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions.notification_api.service import SEND_PATH, NotReady, TemporaryFailure, build_service
+from functions.notification_api.service import (
+    REDISPATCH_AFTER,
+    SEND_PATH,
+    NotReady,
+    TemporaryFailure,
+    build_service,
+)
 from shared.http import problem_response
 from shared.platform import Platform
 from shared.problems import Problem, not_found
@@ -30,6 +37,14 @@ class SendBody(BaseModel):
     tenant_id: str = Field(min_length=1, max_length=128, pattern=r"^[^/]+$")
     notification_id: str = Field(pattern=r"^(ntf|dig)_[0-9a-f]{32}$")
     dispatch: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+
+class DigestBody(BaseModel):
+    """Cloud Scheduler posts {}; an operator may ask for an earlier redispatch of pending emails."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redispatch_after_seconds: float = Field(default=REDISPATCH_AFTER.total_seconds(), ge=0)
 
 
 def _json(body: dict[str, Any], status: int = 200) -> flask.Response:
@@ -72,7 +87,13 @@ def build_digest(platform: Platform) -> Handler:
 
     def handle(request: flask.Request) -> flask.Response:
         try:
-            return _json(service.run_digest())
+            body = DigestBody.model_validate_json(request.get_data() or b"{}")
+        except ValidationError as exc:
+            log.error("malformed digest request", extra={"errors": exc.errors(include_url=False)})
+            return _json({"result": "rejected"}, status=400)
+        try:
+            after = timedelta(seconds=body.redispatch_after_seconds)
+            return _json(service.run_digest(after))
         except Exception:
             log.exception("the digest run failed")
             return problem_response(

@@ -28,7 +28,7 @@ import smtplib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -69,6 +69,7 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 ADMIN_ROLES = ("admin", "owner")
 DIGEST_BATCH = 400  # items per digest mail: the mail and its items commit in one transaction (max 500)
 MISSING_TASK_RETRIES = 5
+REDISPATCH_AFTER = timedelta(hours=2)  # longer than the queue's retries last, so never while they run
 
 
 class TemporaryFailure(Exception):
@@ -437,10 +438,12 @@ class NotificationService:
         return message
 
     # --- digest (the scheduled function) -----------------------------------------------------------
-    def run_digest(self) -> dict[str, int]:
-        """Collect every tenant's low-priority emails waiting for the digest into one mail per address."""
-        sent = items = 0
+    def run_digest(self, redispatch_after: timedelta = REDISPATCH_AFTER) -> dict[str, int]:
+        """Collect every tenant's low-priority emails waiting for the digest into one mail per address,
+        and give a new send task to any email still pending long after its last attempt."""
+        sent = items = redispatched = 0
         for tenant in self.db.collection(TENANTS).list_documents():
+            redispatched += self._redispatch(tenant.id, redispatch_after)
             waiting = (
                 self.emails(tenant.id).where(filter=firestore.FieldFilter("status", "==", "digest")).stream()
             )
@@ -462,7 +465,34 @@ class NotificationService:
                     if self._digest(tenant.id, address, chunk):
                         sent += 1
                         items += len(chunk)
-        return {"digests": sent, "items": items}
+        return {"digests": sent, "items": items, "redispatched": redispatched}
+
+    def _redispatch(self, tenant_id: str, after: timedelta) -> int:
+        """Cloud Tasks gives up after the queue's max attempts (about 1.5 h of a failing relay): such an
+        email, still pending, gets a new task with a new dispatch token, so the old one can never send it
+        too. Nothing is lost however long the relay is down."""
+        now = datetime.now(UTC)
+        pending = (
+            self.emails(tenant_id).where(filter=firestore.FieldFilter("status", "==", "pending")).stream()
+        )
+        count = 0
+        for snapshot in pending:
+            seen = snapshot.to_dict() or {}
+            last = seen.get("updated_at") or seen.get("created_at")
+            if last is None or now - last < after:
+                continue
+            count += int(self._redispatch_one(tenant_id, snapshot.reference, seen.get("dispatch")))
+        return count
+
+    def _redispatch_one(self, tenant_id: str, ref: firestore.DocumentReference, dispatch: Any) -> bool:
+        def work(tx: Tx) -> bool:
+            current = tx.get(ref)
+            if current is None or current.get("status") != "pending" or current.get("dispatch") != dispatch:
+                return False  # sent, or redispatched by another run, in between
+            tx.update(ref, {"dispatch": self._dispatch(tenant_id, ref.id), "updated_at": datetime.now(UTC)})
+            return True
+
+        return self.uow.run(work)
 
     def _digest(self, tenant_id: str, address: str, chunk: list[domain.DigestItem]) -> bool:
         digest_id = domain.digest_id(address, chunk)
