@@ -87,6 +87,15 @@ def profiles(db: Any, tenant: str) -> dict[str, Any]:
     }
 
 
+def stored(db: Any, tenant: str) -> dict[str, Any]:
+    """Everything this API stores for the tenant, by path."""
+    return {
+        path: data
+        for path, data in dump_firestore(db, tenant).items()
+        if path.startswith(f"tenants/{tenant}/") and path.split("/")[2] in OUR_COLLECTIONS
+    }
+
+
 def publish(suite: Suite, payload: Any, tenant: str, subject: str) -> None:
     """Publish on the event's real topic: the emulator pushes it to the subscribers' functions."""
     event = new_event(payload, tenant_id=tenant, subject=subject, source_api_slug="test")
@@ -388,7 +397,7 @@ def rows_of(api: Api, tenant: str, job_id: str, **params: Any) -> list[dict[str,
 
 
 def test_a_csv_contact_import_reports_rows_updates_on_a_second_run_and_reverts(
-    crm: tuple[str, Api], db: Any, subscribe: Callable[[str], Subscription]
+    crm: tuple[str, Api], db: Any, clean: Suite, subscribe: Callable[[str], Subscription]
 ) -> None:
     tenant, api = crm
     created_events = subscribe("Contact Created")
@@ -426,6 +435,17 @@ def test_a_csv_contact_import_reports_rows_updates_on_a_second_run_and_reverts(
     )
     assert sum(e["data"]["source"] == "import" for e in events) == 150
 
+    # A chunk's task delivered again (Cloud Tasks is at-least-once) changes nothing.
+    account = f"cloud-tasks@{clean.project}.iam.gserviceaccount.com"
+    tasks = Api(
+        clean.function_url("customer_data_api_tasks"), sign_local_service_token(clean.signing_key, account)
+    )
+    snapshot = stored(db, tenant)
+    chunk = {"tenant_id": tenant, "job_id": job["id"], "phase": "import", "chunk": 1}
+    redelivered = tasks.post("/import-chunk", json=chunk)
+    assert redelivered.status_code == 200 and redelivered.json()["result"] == "already-done"
+    assert stored(db, tenant) == snapshot
+
     # The same file again, create-or-update: only the row whose values differ changes.
     second = settled(api, tenant, import_file(api, tenant, text, mode="create_or_update")["id"])
     outcome = [second[k] for k in ("created", "updated", "unchanged", "skipped", "failed")]
@@ -461,6 +481,20 @@ def test_an_ndjson_organization_import_checks_domains_in_the_batch_and_update_on
     assert reasons[32] == "domain org1.example is also in row 2"
     assert reasons[33] == f"exists: {taken['id']}"
     assert reasons[34] == "invalid row: not a JSON object"
+
+    # Idempotency-Key: a retried POST answers the first job, and starts no second one.
+    url, key = f"/tenants/{tenant}/customer-imports", str(uuid.uuid4())
+    headers = {"Content-Type": "text/csv", "Idempotency-Key": key}
+    body = b"name,domain\nKeyed,keyed.example\n"
+    first = api.post(url, params={"kind": "organization"}, data=body, headers=headers)
+    retry = api.post(url, params={"kind": "organization"}, data=body, headers=headers)
+    assert first.status_code == retry.status_code == 202 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["id"] == first.json()["id"]
+    settled(api, tenant, first.json()["id"])
+    assert (
+        len(api.get(f"/tenants/{tenant}/organizations", params={"domain": "keyed.example"}).json()["items"])
+        == 1
+    )
 
     update = "domain,industry\norg5.example,Banking\nnobody.example,Banking\n"
     done = settled(
@@ -597,11 +631,7 @@ def test_export_then_erasure_of_a_contact_and_its_traces(crm: tuple[str, Api], c
     }
     again = service.post(f"/tenants/{tenant}/contacts/{keep['id']}/erasure", json={})
     assert again.status_code == 200 and again.json() == summary
-    ours = {
-        path: data
-        for path, data in dump_firestore(db, tenant).items()
-        if path.startswith(f"tenants/{tenant}/") and path.split("/")[2] in OUR_COLLECTIONS
-    }
+    ours = stored(db, tenant)
     assert not [p for p, d in ours.items() if "mia@acme.example" in json.dumps(d, default=str)]
     assert "sam@acme.example" in json.dumps(ours, default=str)  # another person's import row stays
     assert api.get(f"/tenants/{tenant}/contacts/{keep['id']}").status_code == 404
