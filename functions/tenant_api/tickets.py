@@ -31,7 +31,7 @@ HEALTH_FUNCTION = "customer_health_api"
 TicketStatus = Literal["open", "in_progress", "resolved"]
 STATUSES: tuple[str, ...] = ("open", "in_progress", "resolved")
 UNFINISHED_RUN = ("pending", "running", "waiting")
-AT_RISK = frozenset({"at_risk", "critical", "poor", "red", "unhealthy", "churn_risk"})
+AT_RISK = frozenset({"at_risk", "critical"})  # the Customer Health API's two lowest grades
 
 
 # --- pure -------------------------------------------------------------------------------------------
@@ -43,8 +43,8 @@ def health_summary(status_code: int | None, body: Any) -> dict[str, Any]:
     """The health answer reduced to what support needs; "unknown" unless the API answered it."""
     if status_code != 200 or not isinstance(body, Mapping):
         return {"status": "unknown", "source": "customer_health_api", "http_status": status_code}
-    picked = {k: body[k] for k in ("score", "tier", "status", "trend", "computed_at") if k in body}
-    status = picked.get("tier") or picked.get("status") or "known"
+    picked = {k: body[k] for k in ("score", "grade", "previous_score", "trend", "computed_at") if k in body}
+    status = picked.get("grade") or "known"  # healthy, watch, at_risk or critical
     return {**picked, "status": str(status), "source": "customer_health_api", "http_status": 200}
 
 

@@ -214,8 +214,9 @@ def test_health_is_unknown_unless_the_health_api_answered() -> None:
     assert tickets.health_summary(None, None)["status"] == "unknown"
     assert tickets.health_summary(404, {"type": "not-found"})["status"] == "unknown"
     assert tickets.health_summary(403, {})["http_status"] == 403
-    known = tickets.health_summary(200, {"score": 42, "tier": "at_risk", "secret": "x"})
+    known = tickets.health_summary(200, {"score": 42, "grade": "at_risk", "trend": "down", "secret": "x"})
     assert known["status"] == "at_risk" and known["score"] == 42 and "secret" not in known
+    assert known["grade"] == "at_risk" and known["trend"] == "down"
 
 
 def test_ticket_status_changes_are_kept_in_its_history() -> None:
