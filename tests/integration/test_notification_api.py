@@ -197,13 +197,14 @@ def test_user_invited_mails_the_invitee_and_tells_the_admin_in_app_once(
     assert mail[0]["subject"] == "You are invited to join as member"
     assert invitee in mail[0]["text"] and mail[0]["message_id"].endswith("@notifications.cmp.example>")
     admin, member = people["admin"], people["member"]
-    items = named(admin.inbox(), "User Invited")
+    # (The platform may invite the tenant's first admin itself: ours is the one naming the invitee.)
+    items = [i for i in named(admin.inbox(), "User Invited") if invitee in i["body"]]
     assert len(items) == 1 and items[0]["read"] is False
     assert named(member.inbox(), "User Invited") == []  # members are not told about invitations
     sent = eventually(
-        lambda: named(emails(admin, status="sent"), "User Invited"), what="the email marked sent"
+        lambda: [e for e in emails(admin, status="sent") if e["to"] == invitee], what="the email marked sent"
     )
-    assert [(e["to"], e["attempts"]) for e in sent] == [(invitee, 1)]
+    assert [(e["event_name"], e["attempts"]) for e in sent] == [("User Invited", 1)]
 
     # The same event again (a relay republish): recognised, nothing new anywhere.
     before = quiescent(db, tenant_id=tenant["id"])
@@ -211,36 +212,37 @@ def test_user_invited_mails_the_invitee_and_tells_the_admin_in_app_once(
     assert dump_firestore(db, tenant["id"]) == before
     assert len(sink_messages(clean, invitee)) == 1
 
-    # Read state: one unread, then none; unread listing follows.
-    assert admin.unread() == 1 and [i["id"] for i in admin.inbox(unread="true")] == [items[0]["id"]]
+    # Read state: unread until marked read, then only in the full listing.
+    assert items[0]["id"] in [i["id"] for i in admin.inbox(unread="true")]
     read = admin.api.post(f"/inbox/{items[0]['id']}/read")
     assert read.status_code == 200 and read.json()["read"] is True
-    assert admin.unread() == 0 and admin.inbox(unread="true") == []
+    assert items[0]["id"] not in [i["id"] for i in admin.inbox(unread="true")]
     assert items[0]["id"] in [i["id"] for i in admin.inbox()]
 
 
-def test_mark_all_read_and_pagination(
+def test_unread_count_mark_all_read_and_pagination(
     clean: Suite, tenant: dict[str, Any], people: dict[str, Person]
 ) -> None:
-    admin = people["admin"]
-    for _ in range(3):
-        push(clean, event("Compliance Report Generated", tenant["id"]))  # external: only ours arrive
-    assert admin.unread() == 3
-    everything = admin.inbox()
+    member = people["member"]  # an insight shared with the member reaches nobody else
+    for title in ("one", "two", "three"):
+        push(clean, event("Insight Shared", tenant["id"], title=title, shared_with_user_ids=[member.uid]))
+    assert member.unread() == 3
+    everything = member.inbox()
     seen: list[str] = []
     cursor = None
     while True:
-        page = admin.api.get("/inbox", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        page = member.api.get("/inbox", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
         assert len(page["items"]) <= 2
         seen += [i["id"] for i in page["items"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert (
-        seen == [i["id"] for i in everything] and len(named(everything, "Compliance Report Generated")) == 3
-    )
-    assert admin.api.post("/inbox/read-all").json() == {"marked": 3}
-    assert admin.unread() == 0
+    assert seen == [i["id"] for i in everything] and len(seen) == 3
+    assert [i["subject"] for i in everything] == [
+        f"Insight shared with you: {t}" for t in ("three", "two", "one")
+    ]
+    assert member.api.post("/inbox/read-all").json() == {"marked": 3}
+    assert member.unread() == 0 and member.inbox(unread="true") == []
 
 
 def test_a_failing_smtp_server_is_retried_then_the_mail_is_delivered(
@@ -254,13 +256,15 @@ def test_a_failing_smtp_server_is_retried_then_the_mail_is_delivered(
         event("User Role Changed", tenant["id"], user_id=admin.uid, previous_role="member", new_role="admin"),
     )
 
-    mail = eventually(lambda: sink_messages(clean, admin.email), timeout=30, what="the mail after retries")
-    assert mail[0]["subject"] == "Your role is now admin"
+    def ours() -> list[dict[str, Any]]:
+        return [m for m in sink_messages(clean, admin.email) if m["subject"] == "Your role is now admin"]
+
+    eventually(ours, timeout=30, what="the mail after retries")
     sent = eventually(
         lambda: named(emails(admin, status="sent"), "User Role Changed"), what="the email marked sent"
     )
     assert sent[0]["attempts"] == 3 and sent[0]["last_error"] is None
-    assert len(sink_messages(clean, admin.email)) == 1
+    assert len(ours()) == 1
 
 
 def test_an_email_whose_tasks_ran_out_is_sent_once_by_a_new_task(
@@ -353,7 +357,10 @@ def test_a_hard_bounce_suppresses_the_address_and_publishes_notification_bounced
 
     # No more email to that address; in-app is unaffected.
     push(clean, event("User Invited", tenant["id"], email=invitee))
-    eventually(lambda: len(named(admin.inbox(), "User Invited")) == 2, what="the second in-app notification")
+    eventually(
+        lambda: len([i for i in named(admin.inbox(), "User Invited") if invitee in i["body"]]) == 2,
+        what="the second in-app notification",
+    )
     statuses = [e["status"] for e in emails(admin) if e["to"] == invitee]
     assert sorted(statuses) == ["bounced", "suppressed"]
     time.sleep(1.0)  # a wrongly enqueued mail would have arrived by now
@@ -402,8 +409,13 @@ def test_preferences_apply_but_critical_notifications_always_arrive(
     pushed = ("Permission Policy Changed", "Capacity Limit Approaching", "Tenant Suspended")
     names = sorted(i["event_name"] for i in named(admin.inbox(), *pushed))
     assert names == ["Capacity Limit Approaching", "Tenant Suspended"]
-    mail = eventually(lambda: sink_messages(clean, admin.email), what="the critical mail")
-    assert [m["subject"] for m in mail] == ["Your workspace was suspended"]
+
+    def subjects() -> list[str]:
+        return sorted(m["subject"] for m in sink_messages(clean, admin.email))
+
+    eventually(lambda: "Your workspace was suspended" in subjects(), what="the critical mail")
+    assert subjects().count("Your workspace was suspended") == 1
+    assert not [s for s in subjects() if s.startswith(("seats at", "Permissions of role"))]
     assert [e["event_name"] for e in named(emails(admin), *pushed)] == ["Tenant Suspended"]
 
     # German, and the tenant's own template wins over the built-in one.
@@ -415,14 +427,8 @@ def test_preferences_apply_but_critical_notifications_always_arrive(
     assert own.status_code == 201, own.text
     push(clean, event("Tenant Reactivated", tenant["id"]))
     push(clean, event("Tenant Suspended", tenant["id"]))
-    subjects = eventually(
-        lambda: (
-            len(sink_messages(clean, admin.email)) == 3
-            and {m["subject"] for m in sink_messages(clean, admin.email)}
-        ),
-        what="the German mails",
-    )
-    assert f"Wieder da: {tenant['id']}" in subjects and "Ihr Arbeitsbereich wurde gesperrt" in subjects
+    german = {f"Wieder da: {tenant['id']}", "Ihr Arbeitsbereich wurde gesperrt"}
+    eventually(lambda: german <= set(subjects()), what="the German mails")
 
 
 def test_low_priority_email_is_collected_into_one_digest_per_user(
@@ -441,7 +447,11 @@ def test_low_priority_email_is_collected_into_one_digest_per_user(
 
     result = run_digest(clean)
     assert (result["digests"], result["items"]) == (1, len(waiting))
-    mail = eventually(lambda: sink_messages(clean, admin.email), what="the digest mail")
+
+    def digests() -> list[dict[str, Any]]:
+        return [m for m in sink_messages(clean, admin.email) if m["subject"].startswith("Your digest")]
+
+    mail = eventually(digests, what="the digest mail")
     assert [m["subject"] for m in mail] == [f"Your digest: {len(waiting)} notifications"]
     assert "New contact: Ada" in mail[0]["text"] and "New contact: Grace" in mail[0]["text"]
     assert emails(admin, status="digest") == []
@@ -449,7 +459,7 @@ def test_low_priority_email_is_collected_into_one_digest_per_user(
 
     assert run_digest(clean)["digests"] == 0
     time.sleep(0.5)
-    assert len(sink_messages(clean, admin.email)) == 1
+    assert len(digests()) == 1
 
 
 def test_bad_input_is_a_problem_and_changes_nothing(
@@ -503,7 +513,7 @@ def test_nobody_reads_another_users_or_another_tenants_inbox(
     stolen = member.api.post(f"/inbox/{mine['id']}/read")
     assert stolen.status_code == 404
     assert member.api.post("/inbox/read-all").json() == {"marked": 0}
-    assert admin.unread() == 1
+    assert mine["id"] in [i["id"] for i in admin.inbox(unread="true")]  # still unread
     assert member.api.get("/templates").status_code == 403  # admins only
 
     other = tenant_api.post(
@@ -522,4 +532,4 @@ def test_nobody_reads_another_users_or_another_tenants_inbox(
         outsider.get("/emails"),
     ):
         assert response.status_code == 404, response.text
-    assert admin.unread() == 1
+    assert mine["id"] in [i["id"] for i in admin.inbox(unread="true")]  # still unread
