@@ -27,6 +27,7 @@ from tests.bench import (
     customers,
     health,
     latency,
+    notifications,
     offboarding,
     onboarding,
     pipeline,
@@ -51,6 +52,7 @@ SECTIONS = (
     "onboarding",
     "offboarding",
     "customers",
+    "notifications",
 )
 
 
@@ -73,6 +75,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--import-timeout", type=float, default=300, help="seconds to wait for the import")
     parser.add_argument("--webhook-events", type=int, default=20, help="Contact Created events fanned out")
     parser.add_argument("--webhook-threads", type=int, default=16, help="threads for the direct POSTs")
+    parser.add_argument(
+        "--notification-events", type=int, default=10_000, help="events of the notification burst"
+    )
     parser.add_argument("--verifications", type=int, default=10_000, help="signing.verify samples")
     parser.add_argument("--customer-contacts", type=int, default=100_000, help="contacts seeded")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
@@ -102,6 +107,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "onboarding": lambda: onboarding.run(bench, report),
         "offboarding": lambda: offboarding.run(bench, report),
         "customers": lambda: customers.run(bench, report, args.customer_contacts),
+        "notifications": lambda: notifications.run(bench, report, args.notification_events, 8, timeout=900),
     }
 
 
