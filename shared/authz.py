@@ -19,6 +19,7 @@ PLATFORM_PERMISSIONS = frozenset(
         "tenants:reactivate",
         "tenants:deactivate",
         "platform:operate",
+        "audit:record",  # an entry in the platform's own audit trail (e.g. a tenant's proof of erasure)
     }
 )
 
@@ -80,6 +81,7 @@ SERVICE_PERMISSIONS = frozenset(
         "customers:write",
         "customers:privacy",
         "health:read",
+        "audit:record",
         # The Onboarding API's steps: the identity tenant, the first admin's invitation, the roles.
         "users:manage",
         "users:invite",

@@ -47,8 +47,9 @@ class Settings(BaseSettings):
     tasks_invoker_account: str | None = None
 
     # Outbound webhooks (Integration API): seconds to wait before each retry after the first attempt
-    # (JSON list in CMP_WEBHOOK_RETRY_SCHEDULE; Svix's first seven delays, then daily: about 5 days in all), and a
-    # local-development switch letting endpoints target http:// and loopback receivers (never in prod).
+    # (JSON list in CMP_WEBHOOK_RETRY_SCHEDULE; Svix's first seven delays, then daily: about 5 days in
+    # all), and a local-development switch letting endpoints target http:// and loopback receivers
+    # (never in prod).
     webhook_retry_schedule: tuple[float, ...] = (
         5,
         300,

@@ -19,6 +19,10 @@ from shared.events import CloudEvent
 
 API_NAME = "Audit API"
 
+# The platform's own trail (tenants/_platform/audit_*, chained and sealed like a tenant's): what must
+# outlive a tenant, such as the proof that its data was erased. No tenant id starts with "_".
+PLATFORM_SCOPE = "_platform"
+
 # Events that record something that did not succeed; every other audited event is a success.
 FAILURE_EVENTS = frozenset({"Webhook Failed", "Notification Bounced"})
 
@@ -55,6 +59,36 @@ def audit_entry(
         "recorded_at": recorded_at.astimezone(UTC),
         "source_event": {"id": envelope.id, "type": envelope.type, "source": envelope.source},
         "details": payload.model_dump(mode="json", exclude={"actor"}),
+    }
+    entry["hash"] = entry_hash(entry)
+    entry["sealed"] = False
+    entry["block_seq"] = None
+    return entry
+
+
+def platform_entry(
+    key: str,
+    action: str,
+    actor: dict[str, Any],
+    target: dict[str, str],
+    details: dict[str, Any],
+    occurred_at: datetime,
+    recorded_at: datetime,
+) -> dict[str, Any]:
+    """An entry of the platform trail, recorded by a platform service rather than from an event; the
+    caller's key makes a repeated record the same entry."""
+    entry: dict[str, Any] = {
+        "id": entry_id("platform", key),
+        "tenant_id": None,
+        "action": action,
+        "actor": actor,
+        "target": target,
+        "outcome": "success",
+        "occurred_at": occurred_at.astimezone(UTC),
+        "recorded_at": recorded_at.astimezone(UTC),
+        # What identifies it, as an event's source and id do (verification re-derives the id from it).
+        "source_event": {"id": key, "type": action, "source": "platform"},
+        "details": details,
     }
     entry["hash"] = entry_hash(entry)
     entry["sealed"] = False

@@ -1,16 +1,18 @@
-"""Audit API over HTTP: the trail (read, export, verify), alert rules and alerts, each with its permission."""
+"""Audit API over HTTP: the trail (read, export, verify), alert rules and alerts, each with its permission;
+and the platform's own trail, where platform services record what must outlive a tenant."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from functions.audit_api.chain import json_safe
-from functions.audit_api.entries import API_NAME
+from functions.audit_api.entries import API_NAME, PLATFORM_SCOPE, platform_entry
 from functions.audit_api.rules import RULE_ID, RuleBody
 from functions.audit_api.service import AuditService, EntryFilters, build_service
 from shared.http import Reply, RequestContext, Router
@@ -28,6 +30,33 @@ class EntryQuery(EntryFilters, PageParams):
 
 class AlertQuery(PageParams):
     model_config = ConfigDict(extra="forbid")
+
+
+class Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=256)
+
+
+class PlatformRecord(BaseModel):
+    """An entry of the platform trail. `key` identifies it for the caller: recording it again answers
+    the entry already stored (200) instead of a second one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1, max_length=256)
+    action: str = Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$", max_length=64)
+    target: Target
+    occurred_at: AwareDatetime
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("details")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, default=str)) > 64 * 1024:
+            raise ValueError("details must stay under 64 KiB as JSON")
+        return value
 
 
 def _ndjson(documents: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -54,15 +83,16 @@ def build_router(platform: Platform) -> Router:
     router = Router(platform.catalog.api(API_NAME).slug)
 
     # --- the trail ---------------------------------------------------------------------------------
-    @router.get("/tenants/{tenant_id}/audit/entries", permission="audit:read")
-    def list_entries(ctx: RequestContext) -> Reply:
-        params = ctx.query(EntryQuery)
-        entries = service.entries(ctx.tenant_id)
+    def entries_page(scope: str, params: EntryQuery) -> Reply:
         page = paginate(
-            entries, service.filtered(ctx.tenant_id, params), "occurred_at", params, descending=True
+            service.entries(scope), service.filtered(scope, params), "occurred_at", params, descending=True
         )
         items = [json_safe(s.to_dict() or {}) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
+
+    @router.get("/tenants/{tenant_id}/audit/entries", permission="audit:read")
+    def list_entries(ctx: RequestContext) -> Reply:
+        return entries_page(ctx.tenant_id, ctx.query(EntryQuery))
 
     @router.get("/tenants/{tenant_id}/audit/entries/{entry_id}", permission="audit:read")
     def get_entry(ctx: RequestContext) -> Reply:
@@ -131,5 +161,30 @@ def build_router(platform: Platform) -> Router:
         if snapshot is None or not snapshot.exists:
             raise not_found(f"Audit alert {alert_id}")
         return Reply(json_safe(snapshot.to_dict() or {}))
+
+    # --- the platform trail (services record, operators read) ---------------------------------------
+    @router.post("/audit/platform/entries", permission="audit:record")
+    def record_platform(ctx: RequestContext) -> Reply:
+        body = ctx.body(PlatformRecord)
+        actor = {k: v for k, v in ctx.principal.as_actor().items() if v is not None}
+        entry = platform_entry(
+            body.key,
+            body.action,
+            actor,
+            body.target.model_dump(),
+            json_safe(body.details),
+            body.occurred_at,
+            datetime.now(UTC),
+        )
+        stored, created = service.record_platform(entry)
+        return Reply(json_safe(stored), status=201 if created else 200)
+
+    @router.get("/audit/platform/entries", permission="platform:operate")
+    def list_platform_entries(ctx: RequestContext) -> Reply:
+        return entries_page(PLATFORM_SCOPE, ctx.query(EntryQuery))
+
+    @router.get("/audit/platform/verify", permission="platform:operate")
+    def verify_platform(ctx: RequestContext) -> Reply:
+        return Reply(service.verify(PLATFORM_SCOPE).to_dict())
 
     return router

@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from functions.audit_api.chain import GENESIS, ChainVerifier, VerifyReport, build_block, sealable_count
-from functions.audit_api.entries import API_NAME, audit_entry, audited_actions
+from functions.audit_api.entries import API_NAME, PLATFORM_SCOPE, audit_entry, audited_actions
 from functions.audit_api.rules import DEFAULT_RULES, RULES, Alert, Rule, ThresholdRule, evaluate
 from shared.catalog import Catalog
 from shared.events import new_event
@@ -180,6 +180,20 @@ class AuditService:
         # no committed entry is left without a seal on the way (the sweep is the backstop).
         self.scheduler.schedule(event.tenant_id, now)
         tx.create(ref, entry)
+
+    def record_platform(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Record an entry of the platform trail once; (the stored entry, whether it is new)."""
+        ref = self.entries(PLATFORM_SCOPE).document(entry["id"])
+
+        def work(tx: Tx) -> tuple[dict[str, Any], bool]:
+            existing = tx.get(ref)
+            if existing is not None:
+                return existing, False
+            self.scheduler.schedule(PLATFORM_SCOPE, datetime.now(UTC))  # before the commit, as record()
+            tx.create(ref, entry)
+            return entry, True
+
+        return self.uow.run(work)
 
     # --- sealing -----------------------------------------------------------------------------------
     def seal(self, tenant_id: str) -> SealResult:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 QUEUE = "tenant-offboarding"
 TASKS_FUNCTION = "tenant_api_tasks"
 STEPS_PATH = "/steps"
+AUDIT_FUNCTION = "audit_api"
+AUDIT_PATH = "/audit/platform/entries"
 
 Handler = Callable[[flask.Request], flask.Response]
 
@@ -45,7 +47,16 @@ class TenantProcesses:
             offboarding.IdentityAdmin(self.platform.settings),
             lambda: self.queue,
             self.start_ticket,
+            audit=self.record_in_audit_trail,
         )
+
+    def record_in_audit_trail(self, key: str, entry: dict[str, Any]) -> str:
+        """An entry of the Audit API's platform trail, recorded once per key (a retry answers 200)."""
+        response = self.platform.services.call(AUDIT_FUNCTION, "POST", AUDIT_PATH, {"key": key, **entry})
+        if response.status_code not in (200, 201):
+            # The step fails and the queue retries it: the proof is not done until it is in the trail.
+            raise RuntimeError(f"the Audit API answered {response.status_code}: {response.text[:300]}")
+        return str(response.json()["id"])
 
     @cached_property
     def tickets(self) -> tickets.SupportTickets:

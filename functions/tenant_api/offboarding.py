@@ -395,8 +395,11 @@ class Offboarding:
         purge_queue: Callable[[], TaskQueue],
         start_ticket: Callable[[str, str, Mapping[str, Any]], bool] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        audit: Callable[[str, dict[str, Any]], str] | None = None,
     ) -> None:
         self.db = db
+        # Records the proof in the platform's audit trail (key, entry) -> entry id; None: not recorded.
+        self.audit = audit
         self.data = FirestoreTenantData(db)
         self.identity = identity
         self.purge_queue = purge_queue
@@ -697,8 +700,35 @@ class Offboarding:
                 "verified_empty": True,
             }
         )
+        audit_entry_id = None
+        if self.audit is not None:
+            # The Audit API's platform trail outlives the tenant's own, which the erasure removed.
+            audit_entry_id = self.audit(
+                f"tenant-erased:{ctx.tenant_id}:{ctx.run_id}",
+                {
+                    "action": "tenant.erased",
+                    "target": {"type": "Tenant", "id": ctx.tenant_id},
+                    "occurred_at": now.isoformat(),
+                    "details": {
+                        "run_id": ctx.run_id,
+                        "documents_deleted": sum(deleted.values()),
+                        "deleted": deleted,
+                        "outside_deleted": outside,
+                        "identity_tenant_deleted": bool(
+                            ctx.outputs.get("erase", {}).get("identity_tenant_deleted")
+                        ),
+                        "export_manifest_sha256": export.get("manifest_sha256"),
+                        "proof": f"{PROOFS}/{ctx.tenant_id}",
+                    },
+                },
+            )
+            proof_ref.update({"audit_entry_id": audit_entry_id})
         return StepOutcome(
-            output={"proof": f"{PROOFS}/{ctx.tenant_id}", "documents_deleted": sum(deleted.values())}
+            output={
+                "proof": f"{PROOFS}/{ctx.tenant_id}",
+                "documents_deleted": sum(deleted.values()),
+                "audit_entry_id": audit_entry_id,
+            }
         )
 
     def finished(self, fctx: FinishContext) -> None:

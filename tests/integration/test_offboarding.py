@@ -123,7 +123,7 @@ def populate(clean: Suite, operator: str, receiver: Receiver) -> dict[str, Any]:
 
 
 def test_offboarding_exports_then_erases_every_trace_and_proves_it(
-    clean: Suite, db: Any, operator: str, receiver: Receiver
+    clean: Suite, db: Any, operator: str, receiver: Receiver, tokens: Callable[..., str]
 ) -> None:
     made = populate(clean, operator, receiver)
     tid = made["tenant"]["id"]
@@ -216,6 +216,22 @@ def test_offboarding_exports_then_erases_every_trace_and_proves_it(
     assert proof["identity_tenant_deleted"] is True
     assert proof["outside"]["tenant_slugs"] == 1
     assert proof["verified_empty"] is True
+
+    # The proof is also an entry of the Audit API's platform trail, which outlives the tenant's own.
+    audit = Api(clean.function_url("audit_api"), operator)
+    trail = ok(audit.get("/audit/platform/entries", params={"target": tid}))["items"]
+    assert [e["id"] for e in trail] == [proof["audit_entry_id"]]
+    assert trail[0]["action"] == "tenant.erased" and trail[0]["actor"]["type"] == "service"
+    assert trail[0]["details"]["documents_deleted"] == proof["documents_deleted"]
+    assert trail[0]["details"]["export_manifest_sha256"] == export["manifest_sha256"]
+    sealed = eventually(
+        lambda: (report := ok(audit.get("/audit/platform/verify")))["unsealed"] == 0 and report,
+        what="the platform trail to be sealed",
+    )
+    assert sealed["ok"] is True and sealed["first_broken"] is None, sealed
+    # Tenants read no platform trail.
+    admin = Api(clean.function_url("audit_api"), tokens("admin@x.example", tid, ("admin",)))
+    assert admin.get("/audit/platform/entries").status_code in (401, 403)
 
     everything = quiescent(db)
     under = [p for p in everything if p.startswith(f"tenants/{tid}/")]

@@ -249,3 +249,23 @@ def test_a_failed_enqueue_fails_the_handler_and_writes_nothing() -> None:
     with pytest.raises(RuntimeError, match="Cloud Tasks is down"):
         service.record(delivered(CATALOG.event("User Invited")), FakeTx(log))
     assert log == []
+
+
+def test_a_platform_entry_verifies_like_an_event_entry_and_its_key_makes_its_id() -> None:
+    from functions.audit_api.chain import entry_problem
+    from functions.audit_api.entries import platform_entry
+
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+    def make(key: str, details: dict[str, Any]) -> dict[str, Any]:
+        actor = {"type": "service", "id": "tenant-api"}
+        target = {"type": "Tenant", "id": "t_1"}
+        return platform_entry(key, "tenant.erased", actor, target, details, at, at)
+
+    entry = make("tenant-erased:t_1:run", {"documents_deleted": 12})
+    assert entry_problem(entry, entry["id"]) is None
+    assert entry["tenant_id"] is None and entry["sealed"] is False
+    assert make("tenant-erased:t_1:run", {"documents_deleted": 12}) == entry
+    assert make("tenant-erased:t_1:other", {"documents_deleted": 12})["id"] != entry["id"]
+    tampered = {**entry, "details": {"documents_deleted": 11}}
+    assert entry_problem(tampered, entry["id"]) == "entry hash mismatch: its content changed"
