@@ -135,3 +135,25 @@ def provision(
             tasks.update_queue(queue=body)
         report.queues.append(queue.name)
     return report
+
+
+def ensure_secret(project: str, secret_id: str, value: str) -> str:
+    """A Secret Manager secret with one version holding `value`, unless it exists already; answers the
+    value the secret holds (its latest version)."""
+    from google.api_core import exceptions as gexc
+
+    from shared.clients import secrets_client
+
+    client = secrets_client()
+    parent = f"projects/{project}"
+    try:
+        client.create_secret(
+            request={"parent": parent, "secret_id": secret_id, "secret": {"replication": {"automatic": {}}}}
+        )
+    except gexc.AlreadyExists:
+        latest = f"{parent}/secrets/{secret_id}/versions/latest"
+        return bytes(client.access_secret_version(request={"name": latest}).payload.data).decode()
+    client.add_secret_version(
+        request={"parent": f"{parent}/secrets/{secret_id}", "payload": {"data": value.encode()}}
+    )
+    return value

@@ -6,6 +6,7 @@ Stops every process it started on Ctrl-C (each in its own process group, Java an
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import sys
 import time
@@ -15,9 +16,10 @@ from types import FrameType
 from typing import Any
 
 from emulators import identity
-from emulators.provision import provision
+from emulators.provision import ensure_secret, provision
 from emulators.suite import MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
+from functions.notification_api.service import PROVIDER_SECRET
 from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog
 
@@ -54,7 +56,14 @@ def demo(suite: Suite) -> dict[str, str]:
             raise RuntimeError(f"creating the demo tenant answered {status}: {tenant}")
     admin_claims = {"tenant_id": tenant["id"], "roles": ["admin"]}
     admin_token = identity.token_for("admin@acme.example", admin_claims)
-    return {"tenant_id": tenant["id"], "admin_token": admin_token, "operator_token": operator_token}
+    # The key a mail provider signs its delivery reports with (Notification API), made up locally.
+    provider_key = ensure_secret(suite.project, PROVIDER_SECRET, secrets.token_urlsafe(24))
+    return {
+        "tenant_id": tenant["id"],
+        "admin_token": admin_token,
+        "operator_token": operator_token,
+        "provider_key": provider_key,
+    }
 
 
 def print_banner(suite: Suite, info: dict[str, str], skipped: list[str]) -> None:
@@ -78,6 +87,7 @@ def print_banner(suite: Suite, info: dict[str, str], skipped: list[str]) -> None
     tenant_url = suite.function_url("tenant_api") + f"/tenants/{info['tenant_id']}"
     audit_url = suite.function_url("audit_api") + f"/tenants/{info['tenant_id']}/audit/entries"
     users_url = suite.function_url("user_management_api") + f"/tenants/{info['tenant_id']}"
+    notifications_url = suite.function_url("notification_api") + f"/tenants/{info['tenant_id']}/notifications"
     print(
         f"""
 Demo tenant {info["tenant_id"]} (slug acme); its admin is admin@acme.example. Tokens last one hour.
@@ -94,6 +104,15 @@ Demo tenant {info["tenant_id"]} (slug acme); its admin is admin@acme.example. To
 
   # the invitation mail the Notification API sent, as the local SMTP sink received it
   curl -s {suite.smtp_url}/messages
+
+  # a hard bounce: the sink refuses ghost@acme.example with 550; invite it, and the address is
+  # suppressed and Notification Bounced published (a provider's delivery reports go to POST
+  # .../notifications/provider-events, signed Notification-Signature: t=<unix>,v1=<hex HMAC-SHA256 of
+  # "t.body"> with the key {info["provider_key"]})
+  curl -s -X POST -d '{{"address": "ghost@acme.example", "code": 550}}' {suite.smtp_url}/fail
+  curl -s -X POST -H "Authorization: Bearer $ADMIN_TOKEN" -H "Content-Type: application/json" \
+       -d '{{"email": "ghost@acme.example", "role": "member"}}' {users_url}/invitations
+  curl -s -H "Authorization: Bearer $ADMIN_TOKEN" {notifications_url}/suppressions
 
   # as the platform operator: suspend the tenant, then see it in the audit trail
   curl -s -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H "Content-Type: application/json" \\

@@ -9,6 +9,9 @@ HTTP on 127.0.0.1:
                              answer the next n mail transactions with that reply code (4xx: the sender
                              should retry later; 5xx: permanent) at MAIL FROM, or at RCPT TO with
                              "stage": "rcpt" (a refused recipient), to exercise the sender
+    POST /fail {"address": "someone@x.example", "code": 550}
+                             refuse that one recipient at RCPT TO from now on (a mailbox that does not
+                             exist: the platform takes it as a hard bounce)
 
 Prints ``HTTP 127.0.0.1:PORT`` then ``READY 127.0.0.1:PORT`` (the SMTP port) once both are bound.
 """
@@ -38,6 +41,7 @@ class Mailbox:
         self._messages: list[dict[str, Any]] = []
         self._failures: list[tuple[int, str]] = []
         self.transactions = 0
+        self._refused: dict[str, int] = {}  # address -> the reply code refusing it at RCPT TO
 
     def add(self, mail_from: str, rcpt_to: list[str], raw: bytes) -> None:
         parsed = email.message_from_bytes(raw, policy=email.policy.default)
@@ -67,16 +71,23 @@ class Mailbox:
         with self._lock:
             self._messages.clear()
             self._failures.clear()
+            self._refused.clear()
 
     def fail_next(self, count: int, code: int, stage: str) -> None:
         with self._lock:
             self._failures.extend([(code, stage)] * count)
 
-    def failure(self, stage: str) -> int | None:
+    def refuse(self, address: str, code: int) -> None:
+        with self._lock:
+            self._refused[address.lower()] = code
+
+    def failure(self, stage: str, address: str | None = None) -> int | None:
         """A reply code to fail this command with, or None to accept it."""
         with self._lock:
             if stage == "mail":
                 self.transactions += 1
+            if address is not None and address.lower() in self._refused:
+                return self._refused[address.lower()]
             if self._failures and self._failures[0][1] == stage:
                 return self._failures.pop(0)[0]
             return None
@@ -116,7 +127,7 @@ class SmtpHandler(socketserver.StreamRequestHandler):
                 if mail_from is None:
                     self.reply("503 MAIL first")
                     continue
-                refused = self.server.mailbox.failure("rcpt")
+                refused = self.server.mailbox.failure("rcpt", _address(argument))
                 if refused is not None:
                     self.reply(f"{refused} No such user here (injected)")
                     continue
@@ -206,6 +217,14 @@ def http_server(address: tuple[str, int], mailbox: Mailbox) -> ThreadingHTTPServ
                 return
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if isinstance(body.get("address"), str) and "@" in body["address"]:
+                    code = int(body.get("code", 550))
+                    if not 500 <= code <= 599:
+                        self._json(400, {"error": "a refused address takes a 5xx code"})
+                        return
+                    mailbox.refuse(body["address"], code)
+                    self._json(200, {"refusing": body["address"], "code": code})
+                    return
                 count, code = int(body.get("count", 1)), int(body.get("code", 451))
                 stage = str(body.get("stage", "mail"))
             except (ValueError, AttributeError):

@@ -15,6 +15,7 @@ Two optional declarations sit next to it, keyed by function names of the same pa
   custom claims, revokes tokens, disables users); Terraform grants the admin roles for it.
   "webhook-secrets": it manages ("http") or reads ("tasks") the run-time Secret Manager secrets
   `webhook-<tenant>-<endpoint>`; Terraform grants admin or accessor, conditioned to those names only.
+  "smtp-relay": it sends mail; Terraform gives it the relay's CMP_SMTP_* settings.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 TRIGGER_KINDS = ("http", "pubsub-push", "tasks", "scheduler")
-NEED_KINDS = ("identity-admin", "webhook-secrets")
+NEED_KINDS = ("identity-admin", "webhook-secrets", "smtp-relay")
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,16 @@ locals {
         CMP_SERVICE_AUDIENCE = f.url
         CMP_SERVICE_CALLERS  = jsonencode(local.function_callers[name])
       }) : tomap({}),
+      # A function that sends mail (NEEDS "smtp-relay") gets the relay (username only when it needs one).
+      contains(f.needs, "smtp-relay") && var.smtp != null ? {
+        for key, value in {
+          CMP_SMTP_HOST     = var.smtp.host
+          CMP_SMTP_PORT     = tostring(var.smtp.port)
+          CMP_SMTP_FROM     = var.smtp.from
+          CMP_SMTP_STARTTLS = tostring(var.smtp.starttls)
+          CMP_SMTP_USERNAME = var.smtp.username
+        } : key => value if value != null
+      } : tomap({}),
     )
   }
 

@@ -231,6 +231,18 @@ variable "services" {
   ]
 }
 
+variable "smtp" {
+  description = "The SMTP relay of the functions that send mail (NEEDS \"smtp-relay\"; their CMP_SMTP_* settings). Its password, when username is set, is the notification-smtp-password secret, never a variable. null: the functions keep the defaults of shared/config.py."
+  type = object({
+    host     = string
+    port     = optional(number, 587)
+    from     = string
+    starttls = optional(bool, true)
+    username = optional(string)
+  })
+  default = null
+}
+
 variable "workloads" {
   description = "Long-running workloads on GKE, by name (= their Google service account id): the Kubernetes namespace and service account bound by workload identity, the catalog partners whose pull subscriptions they read, and extra subscriptions and topics."
   type = map(object({

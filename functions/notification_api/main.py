@@ -15,6 +15,8 @@ TRIGGERS = {
     "notification_api_tasks": "tasks",
     "notification_api_digest": "scheduler:0 * * * *",
 }
+# The send task is the one function talking to the SMTP relay.
+NEEDS = {"notification_api_tasks": ["smtp-relay"]}
 
 notification_api = functions_framework.http(http_function(build_router))
 notification_api_events = functions_framework.http(events_function("notification_api", build_handlers))

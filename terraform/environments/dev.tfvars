@@ -26,3 +26,11 @@ secrets = {
   "notification-provider-webhook" = { accessors = ["notification_api"] }
   "notification-smtp-password"    = { accessors = ["notification_api_tasks"] }
 }
+
+# The SMTP relay of the Notification API (its password is the notification-smtp-password secret).
+smtp = {
+  host     = "smtp.sendgrid.net"
+  port     = 587
+  from     = "Customer Management <notifications@cmp.example>"
+  username = "apikey"
+}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from emulators.provision import ensure_secret
 from emulators.suite import Suite
 from functions.notification_api.routes import example_payload
 from functions.notification_api.service import PROVIDER_SECRET, sign_report
@@ -115,29 +116,7 @@ class Person:
 
 @pytest.fixture(scope="session")
 def provider_secret(suite: Suite) -> str:
-    from google.api_core import exceptions as gexc
-
-    from shared.clients import secrets_client
-
-    client = secrets_client()
-    parent = f"projects/{suite.project}"
-    try:
-        client.create_secret(
-            request={
-                "parent": parent,
-                "secret_id": PROVIDER_SECRET,
-                "secret": {"replication": {"automatic": {}}},
-            }
-        )
-        client.add_secret_version(
-            request={
-                "parent": f"{parent}/secrets/{PROVIDER_SECRET}",
-                "payload": {"data": PROVIDER_SECRET_VALUE.encode()},
-            }
-        )
-    except gexc.AlreadyExists:
-        pass
-    return PROVIDER_SECRET_VALUE
+    return ensure_secret(suite.project, PROVIDER_SECRET, PROVIDER_SECRET_VALUE)
 
 
 @pytest.fixture

@@ -616,6 +616,11 @@ def test_cmp_settings_parse_in_the_real_settings(
         assert parsed_settings.max_delivery_attempts == 5
         assert parsed_settings.function_url(name) == settings.function_url(name)
         assert parsed_settings.tasks_account == tasks_account
+        if "smtp-relay" in evaluated["functions"][name]["needs"]:  # the dev tfvars' relay, no password
+            assert (parsed_settings.smtp_host, parsed_settings.smtp_port) == ("smtp.sendgrid.net", 587)
+            assert parsed_settings.smtp_starttls is True and parsed_settings.smtp_username == "apikey"
+        else:
+            assert not any(key.startswith("CMP_SMTP_") for key in env), name
         if kind == "http":
             assert "CMP_SERVICE_INVOKERS" not in env
             if name in evaluated["function_callers"]:
