@@ -79,11 +79,14 @@ def organization(api: Api, tenant: str, name: str, *domains: str, **extra: Any) 
 
 
 def profiles(db: Any, tenant: str) -> dict[str, Any]:
-    """The tenant's organizations, contacts and domain claims, by path."""
+    """The tenant's organizations, contacts and domain claims, by path; less the profile of the first
+    admin, which the Onboarding API's invitation (User Invited) creates whenever it arrives."""
     return {
         path: data
         for path, data in dump_firestore(db, tenant).items()
-        if path.startswith(f"tenants/{tenant}/") and path.split("/")[2] in PROFILE_COLLECTIONS
+        if path.startswith(f"tenants/{tenant}/")
+        and path.split("/")[2] in PROFILE_COLLECTIONS
+        and not data.get("user_id")
     }
 
 
