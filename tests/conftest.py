@@ -58,8 +58,22 @@ def reset_firestore(project: str) -> None:
     eventually(reset, timeout=30, what="the Firestore emulator to accept a reset")
 
 
+def purge_queues(project: str) -> None:
+    """Drop the tasks earlier tests left behind (retries of steps for tenants about to be wiped), so they
+    neither load the next test nor act on its data."""
+    from shared.catalog import load_catalog
+    from shared.clients import tasks_client
+    from shared.config import get_settings
+
+    client = tasks_client()
+    parent = f"projects/{project}/locations/{get_settings().location}/queues"
+    for queue in load_catalog().queues:
+        client.purge_queue(name=f"{parent}/{queue.name}")
+
+
 @pytest.fixture
 def clean(suite: Suite) -> Suite:
+    purge_queues(suite.project)
     reset_firestore(suite.project)
     return suite
 

@@ -45,7 +45,7 @@ def test_manage_user_access_from_invitation_to_lockout_is_audited(
     onboarding = Api(clean.function_url("onboarding_api"), tenant_api.token)
     eventually(
         lambda: onboarding.get(f"/tenants/{tid}/onboarding").json().get("status") == "succeeded",
-        timeout=60,
+        timeout=120,  # the first test of a run: every function's first request is a cold start
         what="the tenant's onboarding",
     )
     seats_onboarded = tenant_api.get(f"/tenants/{tid}").json()["seats_used"]
