@@ -13,7 +13,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import pytest
 import requests
@@ -193,6 +194,33 @@ def dump_firestore(db: Any, tenant_id: str | None = None) -> dict[str, dict[str,
     for collection in db.collections():
         walk(collection)
     return out
+
+
+def store_tenant(slug: str, plan: str = "growth") -> dict[str, Any]:
+    """A tenant as the Tenant API stores it, written without publishing Tenant Created: for tests of one
+    API's own behaviour, where the processes a new tenant starts (onboarding takes the first admin's
+    seat and invites them, welcome mails, scores) would only move its seats, users and data meanwhile.
+    Answers the tenant as GET /tenants/{id} does."""
+    from functions.tenant_api.domain import Tenant
+    from functions.tenant_api.service import new_tenant_id
+    from shared.clients import firestore_client
+    from shared.contracts import Actor
+
+    actor = Actor(type="user", id="operator", email="operator@platform.test")
+    tenant = Tenant.create(
+        new_tenant_id(),
+        f"Tenant {slug}",
+        slug,
+        cast(Any, plan),
+        f"admin@{slug}.example",
+        actor,
+        datetime.now(UTC),
+    )
+    db = firestore_client()
+    db.collection("tenant_slugs").document(slug).set({"tenant_id": tenant.id})
+    db.collection("tenants").document(tenant.id).set(tenant.model_dump(mode="python"))
+    stored: dict[str, Any] = tenant.model_dump(mode="json")
+    return stored
 
 
 def push_body(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,13 +12,11 @@ import requests
 
 from emulators.suite import Suite
 from functions.manifest import discover
-from functions.tenant_api.domain import Tenant
-from functions.tenant_api.service import new_tenant_id
 from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog, schemas_dir
-from shared.contracts import PAYLOADS, Actor
+from shared.contracts import PAYLOADS
 from shared.events import new_event
-from tests.conftest import dump_firestore, push_body, quiescent
+from tests.conftest import dump_firestore, push_body, quiescent, store_tenant
 
 CATALOG = load_catalog()
 SERVED = {spec.name for spec in discover()}
@@ -39,23 +36,10 @@ def example(event_name: str, tenant_id: str) -> dict[str, Any]:
     return payload
 
 
-def stored_tenant(db: Any) -> dict[str, Any]:
-    """A tenant as the Tenant API stores it, written without publishing Tenant Created: the test is about
-    one delivery, and the processes a new tenant starts (onboarding, welcome mails, scores) would only
-    keep its data moving while the snapshots are taken."""
-    actor = Actor(type="user", id="operator", email="operator@platform.test")
-    tenant = Tenant.create(
-        new_tenant_id(), "Dup", "dup", "growth", "admin@dup.example", actor, datetime.now(UTC)
-    )
-    db.collection("tenant_slugs").document(tenant.slug).set({"tenant_id": tenant.id})
-    db.collection("tenants").document(tenant.id).set(tenant.model_dump(mode="python"))
-    return {"id": tenant.id}
-
-
 @pytest.mark.usefixtures("paused_sealing")
 @pytest.mark.parametrize(("api", "event"), EDGES, ids=[f"{a.slug}:{e.slug}" for a, e in EDGES])
 def test_a_second_delivery_changes_nothing(api: Any, event: Any, db: Any, clean: Suite) -> None:
-    tenant = stored_tenant(db)
+    tenant = store_tenant("dup")
     payload = PAYLOADS[event.name].model_validate(example(event.name, tenant["id"]))
     envelope = new_event(
         payload,

@@ -22,7 +22,7 @@ from shared.catalog import load_catalog
 from shared.contracts import Actor
 from shared.contracts.payloads import PermissionPolicyChanged
 from shared.events import new_event
-from tests.conftest import Api, dump_firestore, eventually, quiescent
+from tests.conftest import Api, dump_firestore, eventually, quiescent, store_tenant
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct-horse-battery"
@@ -31,13 +31,11 @@ CATALOG = load_catalog()
 
 # --- helpers -----------------------------------------------------------------------------------------
 def create_tenant(tenant_api: Api, slug: str, plan: str = "growth") -> dict[str, Any]:
-    response = tenant_api.post(
-        "/tenants",
-        json={"name": f"Tenant {slug}", "slug": slug, "plan": plan, "admin_email": f"admin@{slug}.example"},
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+    # Stored without Tenant Created: onboarding would take the first admin's seat and invite them, and
+    # these tests count seats and users from zero (onboarding has its own tests).
+    tenant = store_tenant(slug, plan)
+    assert tenant_api.get(f"/tenants/{tenant['id']}").status_code == 200
+    return tenant
 
 
 def invite(
