@@ -27,7 +27,7 @@ from shared.contracts import Actor
 from shared.contracts.payloads import TenantCreated
 from shared.events import CloudEvent, new_event
 from shared.uow import OUTBOX, Outbox, Publisher, Tx, UnitOfWork
-from tests.conftest import eventually
+from tests.conftest import eventually, reset_firestore
 
 AGGREGATES = "test_aggregates"
 RETENTION = timedelta(days=8)
@@ -138,6 +138,15 @@ class FailingPublisher:
 
     def resume_publish(self, topic: str, ordering_key: str) -> None:
         self.resumed.append((topic, ordering_key))
+
+
+@pytest.fixture
+def db(clean: Suite) -> firestore.Client:
+    """A database of the tests' own (the emulator keeps one per project): outbox and relay are counted
+    whole here, while the suite's functions go on committing their own events in the suite's project."""
+    project = f"{clean.project}-outbox"
+    reset_firestore(project)
+    return firestore.Client(project=project)
 
 
 def build(db: firestore.Client, suite: Suite, publisher: Publisher) -> tuple[Outbox, UnitOfWork]:
