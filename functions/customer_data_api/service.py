@@ -60,6 +60,8 @@ ERASURES = "customer_erasures"
 
 MAX_MOVED_CONTACTS = 400  # contacts re-pointed by one organization merge: one transaction's writes
 CANDIDATES_PER_KEY = 50
+IMPORT_WINDOW = 4  # import chunks of one job in flight at once
+DONE_FLAGS = {"import": "imported", "revert": "reverted"}
 ANY_LIMIT = 30  # Firestore's limit on the values of one `in` / `array_contains_any` filter
 
 
@@ -715,8 +717,8 @@ class CustomerService:
                 ("processed", "created", "updated", "unchanged", "skipped", "failed", "reverted"), 0
             ),
             "chunk_count": len(chunks),
-            "next_chunk": 0,
-            "revert_next_chunk": 0,
+            "chunks_done": 0,
+            "chunks_reverted": 0,
             "generation": 0,
             "actor": dict(actor),
             "created_at": now,
@@ -736,8 +738,13 @@ class CustomerService:
             batch.commit()
         # The job last: a job that exists has all its chunks.
         self.imports(tenant_id).document(job_id).create(job)
-        self._schedule(tenant_id, job, "import", 0)
+        self._schedule_window(tenant_id, job, "import", 0)
         return job
+
+    def _schedule_window(self, tenant_id: str, job: Mapping[str, Any], phase: str, first: int) -> None:
+        # Chunks run IMPORT_WINDOW at a time: each finished chunk n schedules chunk n + IMPORT_WINDOW.
+        for chunk in range(first, min(first + IMPORT_WINDOW, job["chunk_count"])):
+            self._schedule(tenant_id, job, phase, chunk)
 
     def _schedule(self, tenant_id: str, job: Mapping[str, Any], phase: str, chunk: int) -> None:
         try:
@@ -759,7 +766,7 @@ class CustomerService:
             ) from exc  # fmt: skip
 
     def resume(self, tenant_id: str, job_id: str) -> dict[str, Any]:
-        """Schedule the current chunk again under fresh task names (after its task gave up)."""
+        """Schedule the unfinished chunks again under fresh task names (after a task gave up)."""
 
         def work(tx: Tx) -> dict[str, Any]:
             job = tx.get(self.imports(tenant_id).document(job_id))
@@ -775,8 +782,18 @@ class CustomerService:
 
         job = self.uow.run(work, serialize_on=f"import:{tenant_id}/{job_id}")
         phase = "revert" if job["status"] == "reverting" else "import"
-        self._schedule(tenant_id, job, phase, job["revert_next_chunk" if phase == "revert" else "next_chunk"])
+        self._schedule_window(tenant_id, job, phase, self._first_unfinished(tenant_id, job_id, phase))
+        self._finish_if_done(tenant_id, job_id, phase)
         return job
+
+    def _first_unfinished(self, tenant_id: str, job_id: str, phase: str) -> int:
+        # Every chunk below the first unfinished one is done; the window chains on from there.
+        flag = DONE_FLAGS[phase]
+        chunks = self.imports(tenant_id).document(job_id).collection(CHUNKS)
+        for snapshot in chunks.select([flag]).stream():
+            if not (snapshot.to_dict() or {}).get(flag):
+                return int(snapshot.id)
+        return 1 << 30
 
     def revert(self, tenant_id: str, job_id: str) -> dict[str, Any]:
         """Undo a completed import chunk by chunk: created records are deleted, updated ones get their
@@ -798,55 +815,77 @@ class CustomerService:
             return job
 
         job = self.uow.run(work, serialize_on=f"import:{tenant_id}/{job_id}")
-        self._schedule(tenant_id, job, "revert", 0)
+        self._schedule_window(tenant_id, job, "revert", 0)
         return job
 
     def run_chunk(self, tenant_id: str, job_id: str, phase: str, chunk: int) -> str:
-        """One chunk, in one transaction with its rows, events and the job's progress, so a crash redoes
-        the whole chunk or none of it, and a second delivery of the same task changes nothing."""
-        snapshot = self.imports(tenant_id).document(job_id).get()
+        """One chunk, in one transaction with its rows, events and its share of the job's progress, so a
+        crash redoes the whole chunk or none of it, and a second delivery of the same task changes
+        nothing. Chunks run side by side: rows of one file never share a match value or a domain (the
+        parse skips or fails the later row), and progress is counted with increments, so chunks of one
+        job never contend on its document."""
+        job_ref = self.imports(tenant_id).document(job_id)
+        snapshot = job_ref.get()
         if not snapshot.exists:
             return "missing"
         job = snapshot.to_dict() or {}
-        cursor = "revert_next_chunk" if phase == "revert" else "next_chunk"
-        active = "reverting" if phase == "revert" else ("queued", "running")
-        if job["status"] not in active or job[cursor] > chunk:
-            if job["status"] in active and job[cursor] < job["chunk_count"]:
-                self._schedule(tenant_id, job, phase, job[cursor])  # the crash was after this chunk's commit
+        flag = DONE_FLAGS[phase]
+        active = ("reverting",) if phase == "revert" else ("queued", "running")
+        chunk_ref = self._chunk_ref(tenant_id, job_id, chunk)
+        stored = chunk_ref.get().to_dict() if job["status"] in active else None
+        if stored is None or stored.get(flag):
+            self._chain(tenant_id, job, phase, chunk)  # a crash may have come between commit and chain
             return "already-done"
-        if job[cursor] < chunk:
-            raise RuntimeError(f"chunk {chunk} of {job_id} ran before chunk {job[cursor]}")
-        rows: list[dict[str, Any]] = (self._chunk_ref(tenant_id, job_id, chunk).get().to_dict() or {}).get(
-            "rows", []
-        )
+        rows: list[dict[str, Any]] = stored.get("rows", [])
         step = self._revert_rows if phase == "revert" else self._import_rows
         prepared = None if phase == "revert" else self._lookup(tenant_id, job, rows)
 
-        def work(tx: Tx) -> tuple[dict[str, Any], bool]:
-            current = tx.get(self.imports(tenant_id).document(job_id)) or {}
-            if current.get("status") not in active or current[cursor] != chunk:
-                return current, False
-            decided = step(tx, tenant_id, current, chunk, rows, prepared)
+        def work(tx: Tx) -> bool:
+            if (tx.get(chunk_ref) or {}).get(flag):
+                return False
+            decided = step(tx, tenant_id, job, chunk, rows, prepared)
             now = self.clock()
-            current[cursor] = chunk + 1
-            current.update(updated_at=now, version=current["version"] + 1)
+            tx.update(chunk_ref, {flag: True, f"{flag}_at": now})
+            progress: dict[str, Any] = {"updated_at": now, "version": firestore.Increment(1)}
             if phase == "revert":
-                current["reverted"] += sum(r["status"] == "reverted" for r in decided)
-                if current[cursor] >= current["chunk_count"]:
-                    current.update(status="reverted", reverted_at=now)
+                counts = {"reverted": sum(r["status"] == "reverted" for r in decided), "chunks_reverted": 1}
             else:
-                for name, count in domain.count_rows(decided).items():
-                    current[name] += count
-                current["status"] = "running"
-                if current[cursor] >= current["chunk_count"]:
-                    current.update(status="completed", completed_at=now)
-            tx.set(self.imports(tenant_id).document(job_id), current)
-            return current, True
+                counts = {**domain.count_rows(decided), "chunks_done": 1}
+                progress["status"] = "running"
+            progress.update({name: firestore.Increment(n) for name, n in counts.items()})
+            tx.update(job_ref, progress)
+            return True
 
-        job, recorded = self.uow.run(work, serialize_on=f"import:{tenant_id}/{job_id}")
-        if job.get("status") in ("running", "reverting") and job[cursor] < job["chunk_count"]:
-            self._schedule(tenant_id, job, phase, job[cursor])
+        recorded = self.uow.run(work, serialize_on=f"import:{tenant_id}/{job_id}/{chunk}")
+        self._chain(tenant_id, job, phase, chunk)
+        self._finish_if_done(tenant_id, job_id, phase)
         return "recorded" if recorded else "already-done"
+
+    def _chain(self, tenant_id: str, job: Mapping[str, Any], phase: str, chunk: int) -> None:
+        if job["status"] not in ("completed", "reverted") and chunk + IMPORT_WINDOW < job["chunk_count"]:
+            self._schedule(tenant_id, job, phase, chunk + IMPORT_WINDOW)
+
+    def _finish_if_done(self, tenant_id: str, job_id: str, phase: str) -> None:
+        """The chunk that finds every chunk done closes the job (several may find it: one transaction)."""
+        job_ref = self.imports(tenant_id).document(job_id)
+        done, final, stamp = (
+            ("chunks_reverted", "reverted", "reverted_at")
+            if phase == "revert"
+            else ("chunks_done", "completed", "completed_at")
+        )
+        active = ("reverting",) if phase == "revert" else ("queued", "running")
+
+        def work(tx: Tx) -> None:
+            job = tx.get(job_ref)
+            if job is None or job["status"] not in active or job[done] < job["chunk_count"]:
+                return
+            now = self.clock()
+            job.update(status=final, updated_at=now, version=job["version"] + 1, **{stamp: now})
+            tx.set(job_ref, job)
+
+        current = job_ref.get().to_dict() or {}
+        if current.get("status") in active and current.get(done, 0) >= current.get("chunk_count", 1 << 30):
+            self.uow.run(work, serialize_on=f"import:{tenant_id}/{job_id}")
 
     def _lookup(
         self, tenant_id: str, job: Mapping[str, Any], rows: list[dict[str, Any]]

@@ -178,6 +178,11 @@ def _plan_report(p: Mapping[str, Any]) -> Plan:
     return Plan("reports", _actor_or_admins(p, Priority.NORMAL))
 
 
+def _plan_contact_created(p: Mapping[str, Any]) -> Plan:
+    # An import creates up to 50,000 contacts: its importer follows the job, nobody wants a note per row.
+    return Plan("customers", () if p.get("source") == "import" else _admins(Priority.LOW))
+
+
 def _plan_health(p: Mapping[str, Any]) -> Plan:
     changed_grade = p.get("grade") != p.get("previous_grade")
     return Plan("customers", _admins(Priority.NORMAL if changed_grade else Priority.LOW))
@@ -190,7 +195,7 @@ RULES: dict[str, Any] = {
     "Capacity Limit Approaching": lambda p: Plan("billing", _admins(Priority.HIGH)),
     "Compliance Report Generated": lambda p: Plan("reports", _admins(Priority.NORMAL)),
     "Connector Error Detected": lambda p: Plan("integrations", _admins(Priority.HIGH)),
-    "Contact Created": lambda p: Plan("customers", _admins(Priority.LOW)),
+    "Contact Created": _plan_contact_created,
     "Data Erasure Completed": lambda p: Plan("privacy", _admins(Priority.NORMAL)),
     "Data Pipeline Failed": lambda p: Plan("operations", _admins(Priority.HIGH)),
     "Export Completed": lambda p: Plan("reports", _actor_or_admins(p, Priority.NORMAL)),

@@ -80,6 +80,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--verifications", type=int, default=10_000, help="signing.verify samples")
     parser.add_argument("--customer-contacts", type=int, default=100_000, help="contacts seeded")
+    parser.add_argument(
+        "--customer-import-rows", type=int, default=50_000, help="CSV rows of the contact import"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results.json")
     parser.add_argument("--keep-logs", action="store_true", help="keep the suite's and functions' logs")
     return parser.parse_args(argv)
@@ -106,7 +109,9 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "workflows": lambda: workflows.run(bench, report),
         "onboarding": lambda: onboarding.run(bench, report),
         "offboarding": lambda: offboarding.run(bench, report),
-        "customers": lambda: customers.run(bench, report, args.customer_contacts),
+        "customers": lambda: customers.run(
+            bench, report, args.customer_contacts, args.customer_import_rows
+        ),
         "notifications": lambda: notifications.run(bench, report, args.notification_events, 8, timeout=900),
     }
 

@@ -465,6 +465,49 @@ def test_a_csv_contact_import_reports_rows_updates_on_a_second_run_and_reverts(
     assert api.post(f"/tenants/{tenant}/customer-imports/{job['id']}/revert", json={}).status_code == 409
 
 
+def test_an_import_whose_tasks_were_lost_is_resumed_and_creates_each_row_once(
+    crm: tuple[str, Api], db: Any, clean: Suite
+) -> None:
+    """Chunks run side by side; tasks that gave up (here: purged from the paused queue) leave the job
+    where it was, and `resume` finishes it: each row once, a chunk done before the resume not redone."""
+    from shared.clients import tasks_client
+    from shared.config import get_settings
+
+    tenant, api = crm
+    queue = f"projects/{clean.project}/locations/{get_settings().location}/queues/customer-import"
+    lines = ["first_name,last_name,email"] + [f"R{i},Resumed,r{i}@resume.example" for i in range(650)]
+    tasks_client().pause_queue(name=queue)
+    try:
+        job = import_file(api, tenant, "\n".join(lines) + "\n")
+        assert job["chunk_count"] == 7
+        tasks_client().purge_queue(name=queue)  # the first window's tasks are gone
+    finally:
+        tasks_client().resume_queue(name=queue)
+    # Chunk 2's task had run before the others were lost.
+    account = f"cloud-tasks@{clean.project}.iam.gserviceaccount.com"
+    tasks = Api(
+        clean.function_url("customer_data_api_tasks"), sign_local_service_token(clean.signing_key, account)
+    )
+    ran = tasks.post(
+        "/import-chunk", json={"tenant_id": tenant, "job_id": job["id"], "phase": "import", "chunk": 2}
+    )
+    assert ran.status_code == 200 and ran.json()["result"] == "recorded"
+    halfway = api.get(f"/tenants/{tenant}/customer-imports/{job['id']}").json()
+    assert (halfway["status"], halfway["processed"], halfway["chunks_done"]) == ("running", 100, 1)
+
+    assert api.post(f"/tenants/{tenant}/customer-imports/{job['id']}/resume", json={}).status_code == 202
+    done = settled(api, tenant, job["id"])
+    assert (done["processed"], done["created"], done["chunks_done"]) == (650, 650, 7)
+    imported = [
+        d for p, d in dump_firestore(db, tenant).items()
+        if p.startswith(f"tenants/{tenant}/contacts/") and d.get("last_name") == "Resumed"
+    ]  # fmt: skip
+    assert sorted(e for d in imported for e in d["emails"]) == sorted(
+        f"r{i}@resume.example" for i in range(650)
+    )
+    assert {r["status"] for r in rows_of(api, tenant, job["id"])} == {"created"}
+
+
 def test_an_ndjson_organization_import_checks_domains_in_the_batch_and_update_only_matches(
     crm: tuple[str, Api],
 ) -> None:

@@ -67,6 +67,12 @@ def test_only_the_final_webhook_failure_notifies() -> None:
     assert domain.plan("Webhook Failed", {**payload, "final": True}).targets[0].who == Admins()
 
 
+def test_contacts_an_import_creates_notify_nobody_but_a_contact_created_by_hand_does() -> None:
+    payload = example_payload("Contact Created")
+    assert domain.plan("Contact Created", {**payload, "source": "import"}).targets == ()
+    assert domain.plan("Contact Created", {**payload, "source": "manual"}).targets != ()
+
+
 def test_a_privacy_request_acknowledges_the_data_subject_with_its_contact() -> None:
     payload = {**example_payload("Privacy Request Received"), "contact_id": "con_1", "user_id": None}
     first = domain.plan("Privacy Request Received", payload).targets[0]
