@@ -7,6 +7,7 @@ attributes with the `ce-` prefix so subscriptions can filter on them in producti
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -19,6 +20,17 @@ from shared.contracts import PAYLOADS, EventPayload
 from shared.logs import current_traceparent
 
 CONTENT_TYPE = "application/cloudevents+json"
+# Ordering keys per tenant: one aggregate always maps to the same key, so its events keep commit order,
+# while a tenant's events spread over this many keys (Pub/Sub allows 1 MB/s per key, and a message held
+# back on a key holds only that key's share of aggregates). The number of keys stays bounded: Pub/Sub
+# keeps state per subscription and key (the emulator a thread each, never released).
+ORDERING_SHARDS = 16
+
+
+def ordering_key(tenant_id: str, subject: str) -> str:
+    """`<tenant>/<shard>`: the shard is a stable hash of the aggregate id (Python's hash() is salted)."""
+    shard = int.from_bytes(hashlib.blake2b(subject.encode(), digest_size=2).digest(), "big") % ORDERING_SHARDS
+    return f"{tenant_id}/{shard:02d}"
 
 
 class CloudEvent(BaseModel):
@@ -39,8 +51,7 @@ class CloudEvent(BaseModel):
 
     @property
     def ordering_key(self) -> str:
-        # Pub/Sub ordering per tenant and aggregate: events of one aggregate arrive in commit order.
-        return f"{self.tenantid}/{self.subject}"
+        return ordering_key(self.tenantid, self.subject)
 
     def to_message(self) -> tuple[bytes, dict[str, str]]:
         attributes = {

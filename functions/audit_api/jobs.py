@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.audit_api.service import SEAL_PATH, build_service
 from shared.http import problem_response
 from shared.platform import Platform
-from shared.problems import Problem, not_found
+from shared.problems import Problem
+from shared.task_endpoint import Handler, task_endpoint
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[flask.Request], flask.Response]
 
 
 class SealTask(BaseModel):
@@ -42,21 +40,11 @@ def _failed(request: flask.Request, what: str) -> flask.Response:
 def build_seal_handler(platform: Platform) -> Handler:
     service = build_service(platform)
 
-    def handle(request: flask.Request) -> flask.Response:
-        if request.method != "POST" or request.path.rstrip("/") != SEAL_PATH:
-            return problem_response(not_found(f"The resource {request.path}"), request.path)
-        try:
-            task = SealTask.model_validate_json(request.get_data())
-        except ValidationError as exc:
-            log.error("malformed seal task acknowledged", extra={"errors": exc.errors(include_url=False)})
-            return _json({"result": "rejected"})
-        try:
-            result = service.seal_and_reschedule(task.tenant_id)
-        except Exception:
-            return _failed(request, "sealing failed")
-        return _json({"result": "sealed" if result.sealed else "nothing-to-seal", **result.to_dict()})
+    def seal(task: SealTask) -> dict[str, Any]:
+        result = service.seal_and_reschedule(task.tenant_id)
+        return {"result": "sealed" if result.sealed else "nothing-to-seal", **result.to_dict()}
 
-    return handle
+    return task_endpoint({SEAL_PATH: (SealTask, seal)})
 
 
 def build_sweeper(platform: Platform) -> Handler:

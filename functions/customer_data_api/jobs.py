@@ -1,28 +1,20 @@
 """The Customer Data API's Cloud Tasks endpoint (queue `customer-import`):
 
 - POST /import-chunk {tenant_id, job_id, phase, chunk}: one chunk of a bulk import, or of its revert.
-  The next chunk is scheduled when one commits, so chunks run in order.
+  Each finished chunk schedules the one IMPORT_WINDOW places on, so a window of chunks runs at once.
 
-A failure answers 500 so Cloud Tasks retries; a body that can never succeed is acknowledged and logged,
-since Cloud Tasks retries every non-2xx answer.
+Answers follow shared.task_endpoint: a failure is retried, a body that can never succeed is not.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
-import flask
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.customer_data_api.service import CHUNK_PATH, build_service
-from shared.http import problem_response
 from shared.platform import Platform
-from shared.problems import Problem, not_found
-
-log = logging.getLogger(__name__)
+from shared.task_endpoint import Handler, task_endpoint
 
 
 class ChunkTask(BaseModel):
@@ -34,30 +26,10 @@ class ChunkTask(BaseModel):
     chunk: int = Field(ge=0)
 
 
-def _json(body: dict[str, str], status: int = 200) -> flask.Response:
-    return flask.Response(json.dumps(body), status=status, content_type="application/json")
-
-
-def build_task_handler(platform: Platform) -> Callable[[flask.Request], flask.Response]:
+def build_task_handler(platform: Platform) -> Handler:
     service = build_service(platform)
 
-    def handle(request: flask.Request) -> flask.Response:
-        if request.method != "POST" or request.path.rstrip("/") != CHUNK_PATH:
-            return problem_response(not_found(f"The resource {request.path}"), request.path)
-        try:
-            task = ChunkTask.model_validate_json(request.get_data())
-        except ValidationError as exc:
-            log.error(
-                "malformed task acknowledged",
-                extra={"errors": exc.errors(include_url=False, include_input=False)},
-            )
-            return _json({"result": "rejected"})
-        try:
-            return _json({"result": service.run_chunk(task.tenant_id, task.job_id, task.phase, task.chunk)})
-        except Exception:
-            log.exception("import chunk failed", extra={"job_id": task.job_id, "chunk": task.chunk})
-        return problem_response(
-            Problem(500, "internal", "The task failed; it will be retried."), request.path
-        )
+    def import_chunk(task: ChunkTask) -> dict[str, Any]:
+        return {"result": service.run_chunk(task.tenant_id, task.job_id, task.phase, task.chunk)}
 
-    return handle
+    return task_endpoint({CHUNK_PATH: (ChunkTask, import_chunk)})

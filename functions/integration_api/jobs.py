@@ -5,22 +5,13 @@ this attempt was handled: a malformed task is acknowledged (and logged), never r
 
 from __future__ import annotations
 
-import json
-import logging
-from collections.abc import Callable
 from typing import Any
 
-import flask
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.integration_api.service import DELIVER_PATH, DeliverTask, build_service
-from shared.http import problem_response
 from shared.platform import Platform
-from shared.problems import Problem, not_found
-
-log = logging.getLogger(__name__)
-
-Handler = Callable[[flask.Request], flask.Response]
+from shared.task_endpoint import Handler, task_endpoint
 
 
 class DeliverBody(BaseModel):
@@ -33,28 +24,10 @@ class DeliverBody(BaseModel):
     waits: int = Field(default=0, ge=0)
 
 
-def _json(body: dict[str, Any], status: int = 200) -> flask.Response:
-    return flask.Response(json.dumps(body), status=status, content_type="application/json")
-
-
 def build_delivery_handler(platform: Platform) -> Handler:
     service = build_service(platform)
 
-    def handle(request: flask.Request) -> flask.Response:
-        if request.method != "POST" or request.path.rstrip("/") != DELIVER_PATH:
-            return problem_response(not_found(f"The resource {request.path}"), request.path)
-        try:
-            body = DeliverBody.model_validate_json(request.get_data())
-        except ValidationError as exc:
-            log.error("malformed delivery task acknowledged", extra={"errors": exc.errors(include_url=False)})
-            return _json({"result": "rejected"})
-        try:
-            result = service.deliver(DeliverTask(**body.model_dump()))
-        except Exception:
-            log.exception("webhook delivery failed", extra={"message_id": body.message_id})
-            return problem_response(
-                Problem(500, "internal", "Delivery failed; it has been logged."), request.path
-            )
-        return _json({"result": result})
+    def deliver(body: DeliverBody) -> dict[str, Any]:
+        return {"result": service.deliver(DeliverTask(**body.model_dump()))}
 
-    return handle
+    return task_endpoint({DELIVER_PATH: (DeliverBody, deliver)})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -24,11 +23,10 @@ from functions.notification_api.service import (
 )
 from shared.http import problem_response
 from shared.platform import Platform
-from shared.problems import Problem, not_found
+from shared.problems import Problem
+from shared.task_endpoint import Handler, task_endpoint
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[flask.Request], flask.Response]
 
 
 class SendBody(BaseModel):
@@ -54,30 +52,22 @@ def _json(body: dict[str, Any], status: int = 200) -> flask.Response:
 def build_send_handler(platform: Platform) -> Handler:
     service = build_service(platform)
 
-    def handle(request: flask.Request) -> flask.Response:
-        if request.method != "POST" or request.path.rstrip("/") != SEND_PATH:
-            return problem_response(not_found(f"The resource {request.path}"), request.path)
+    def send(body: SendBody, retries: int) -> dict[str, Any]:
         try:
-            body = SendBody.model_validate_json(request.get_data())
-        except ValidationError as exc:
-            log.error("malformed send task acknowledged", extra={"errors": exc.errors(include_url=False)})
-            return _json({"result": "rejected"})
-        retries = int(request.headers.get("X-CloudTasks-TaskRetryCount", "0") or 0)
-        try:
-            result = service.send(body.tenant_id, body.notification_id, body.dispatch, retries)
-        except NotReady:
-            return problem_response(
-                Problem(503, "not-ready", "The email is not committed yet."), request.path
-            )
+            return {"result": service.send(body.tenant_id, body.notification_id, body.dispatch, retries)}
+        except NotReady as exc:
+            raise Problem(503, "not-ready", "The email is not committed yet.") from exc
         except TemporaryFailure as exc:
             log.warning(
                 "email not sent, will retry",
                 extra={"notification_id": body.notification_id, "error": str(exc)},
             )
-            return problem_response(
-                Problem(503, "smtp-unavailable", "The mail relay is unavailable."), request.path
-            )
-        return _json({"result": result})
+            raise Problem(503, "smtp-unavailable", "The mail relay is unavailable.") from exc
+
+    def handle(request: flask.Request) -> flask.Response:
+        # The retry count decides when a failing address counts as refused for good.
+        retries = int(request.headers.get("X-CloudTasks-TaskRetryCount", "0") or 0)
+        return task_endpoint({SEND_PATH: (SendBody, lambda body: send(body, retries))})(request)
 
     return handle
 

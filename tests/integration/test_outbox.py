@@ -25,7 +25,7 @@ from shared.catalog import Catalog, load_catalog
 from shared.clients import publisher as real_publisher
 from shared.contracts import Actor
 from shared.contracts.payloads import TenantCreated
-from shared.events import CloudEvent, new_event
+from shared.events import CloudEvent, new_event, ordering_key
 from shared.uow import OUTBOX, Outbox, Publisher, Tx, UnitOfWork
 from tests.conftest import eventually, reset_firestore
 
@@ -228,7 +228,7 @@ def test_a_commit_writes_the_aggregate_and_its_outbox_entry_together_and_publish
         "ce-tenantid": tenant_id,
         "ce-subject": tenant_id,
     }
-    assert message.ordering_key == f"{tenant_id}/{tenant_id}" == event.ordering_key
+    assert message.ordering_key == ordering_key(tenant_id, tenant_id) == event.ordering_key
     assert CloudEvent.from_message(message.data) == event
 
 
