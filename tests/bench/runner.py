@@ -109,9 +109,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "workflows": lambda: workflows.run(bench, report),
         "onboarding": lambda: onboarding.run(bench, report),
         "offboarding": lambda: offboarding.run(bench, report),
-        "customers": lambda: customers.run(
-            bench, report, args.customer_contacts, args.customer_import_rows
-        ),
+        "customers": lambda: customers.run(bench, report, args.customer_contacts, args.customer_import_rows),
         "notifications": lambda: notifications.run(bench, report, args.notification_events, 8, timeout=900),
     }
 

@@ -9,10 +9,8 @@ The retry schedule is shortened to [0.2, 0.4, 0.6] s for the functions the test 
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,56 +22,10 @@ from shared.catalog import load_catalog, schemas_dir
 from shared.contracts import PAYLOADS
 from shared.events import CloudEvent, new_event
 from shared.webhook_signing import verify
-from tests.conftest import Api, dump_firestore, eventually, push_body, quiescent, store_tenant
+from tests.conftest import Api, Receiver, dump_firestore, eventually, push_body, quiescent, store_tenant
 
 CATALOG = load_catalog()
 PROBLEM = "application/problem+json"
-
-
-class Receiver:
-    """Records every request; answers `status` (and `headers`) until told otherwise."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status = 204
-        self.headers: dict[str, str] = {}
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._lock:
-                    receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                    status, headers = receiver.status, dict(receiver.headers)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def received(self) -> list[tuple[dict[str, str], bytes]]:
-        with self._lock:
-            return list(self.requests)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.close()
 
 
 @pytest.fixture

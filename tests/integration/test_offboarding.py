@@ -6,52 +6,18 @@ tests/conftest.py) nothing of it is left but a tombstone, and the proof and the 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from emulators.suite import Suite
-from tests.conftest import Api, dump_firestore, eventually, quiescent
+from tests.conftest import Api, Receiver, dump_firestore, eventually, quiescent
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct-horse-battery"
 RETENTION_WAIT = 120  # 15 s of retention, then the steps on a 2-core machine shared with other tests
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that answers 200 and records what it got."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.bodies.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.server.shutdown()
-    running.server.server_close()
 
 
 def ok(response: Any, status: int = 200) -> Any:
@@ -144,7 +110,7 @@ def test_offboarding_exports_then_erases_every_trace_and_proves_it(
     assert steps["revoke-access"]["output"]["sessions_revoked"] == 1
     assert steps["disable-webhooks"]["output"]["endpoints_disabled"] == 2
     # The last notification was delivered before the endpoints were disabled.
-    assert any(b["type"] == "com.cmp.tenant.deactivated.v1" for b in receiver.bodies)
+    assert any(b["type"] == "com.cmp.tenant.deactivated.v1" for b in receiver.bodies())
     endpoints = db.collection("tenants", tid, "webhook_endpoints").stream()
     assert all(e.get("enabled") is False for e in endpoints)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,19 +18,11 @@ from shared.catalog import load_catalog
 from shared.contracts import PAYLOADS
 from shared.events import CloudEvent, new_event
 from shared.webhook_signing import verify
-from tests.conftest import Api, dump_firestore, eventually, quiescent, store_tenant
-from tests.integration.test_integration_api import Receiver
+from tests.conftest import Api, Receiver, dump_firestore, eventually, quiescent, store_tenant
 
 CATALOG = load_catalog()
 PROBLEM = "application/problem+json"
 EXECUTED = CATALOG.event("Workflow Executed").type
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    running = Receiver()
-    yield running
-    running.close()
 
 
 @pytest.fixture
