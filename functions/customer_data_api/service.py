@@ -6,6 +6,8 @@ Layout, all under the tenant so isolation and offboarding erasure are structural
     tenants/{tid}/organization_domains/{domain}             {organization_id}: the claim that makes a
                                                             domain unique in the tenant
     tenants/{tid}/contacts/{contact_id}                     a contact (keys `name_key`, `email_keys`, ...)
+    tenants/{tid}/contact_emails/{sha256(email)[:32]}       {contact_ids: {id: true}}: who has an email,
+                                                            read by key (an import looks up 100 at once)
     tenants/{tid}/customer_merges/{merge_id}                a merge and the before-images that undo it
     tenants/{tid}/customer_imports/{job_id}                 an import job and its progress
     tenants/{tid}/customer_imports/{job_id}/chunks/{n}      the validated rows of chunk n, as submitted
@@ -18,6 +20,7 @@ Layout, all under the tenant so isolation and offboarding erasure are structural
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,6 +53,7 @@ COLLECTIONS: dict[Kind, str] = {"contact": "contacts", "organization": "organiza
 PREFIXES: dict[Kind, str] = {"contact": "con_", "organization": "org_"}
 TITLES: dict[Kind, str] = {"contact": "Contact", "organization": "Organization"}
 DOMAINS = "organization_domains"
+EMAILS = "contact_emails"
 MERGES = "customer_merges"
 IMPORTS = "customer_imports"
 CHUNKS = "chunks"
@@ -108,6 +112,11 @@ class Search:
     owner_id: str | None = None
     tag: str | None = None
     include_deleted: bool = False
+
+
+def _email_doc_id(email_key: str) -> str:
+    # Hashed: an address may hold "/", and a document id should not spell out personal data.
+    return hashlib.sha256(email_key.encode()).hexdigest()[:32]
 
 
 class CustomerService:
@@ -269,6 +278,42 @@ class CustomerService:
         for name in domains:
             tx.set(self._claim(tenant_id, name), {"organization_id": org_id, "domain": name})
 
+    def _email_ref(self, tenant_id: str, email_key: str) -> firestore.DocumentReference:
+        return self.collection(tenant_id, EMAILS).document(_email_doc_id(email_key))
+
+    def _index_emails(
+        self,
+        tx: Tx,
+        tenant_id: str,
+        changes: Iterable[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]],
+    ) -> None:
+        """Keep the email index in step with contact writes, each change (before, after) with None for
+        absent. One write per address, whatever number of contacts it moves (a document is written at
+        most once per commit)."""
+        entries: dict[str, dict[str, Any]] = {}
+        for before, after in changes:
+            had = set((before or {}).get("email_keys") or [])
+            has = set((after or {}).get("email_keys") or [])
+            contact_id = str((after or before or {})["id"])
+            for key in has - had:
+                entries.setdefault(key, {})[contact_id] = True
+            for key in had - has:
+                entries.setdefault(key, {})[contact_id] = firestore.DELETE_FIELD
+        for key, ids in sorted(entries.items()):
+            tx.set(self._email_ref(tenant_id, key), {"contact_ids": ids}, merge=True)
+
+    def _with_email(self, tenant_id: str, email_keys: Sequence[str]) -> dict[str, list[str]]:
+        """Email key → ids of the contacts having it (deleted and merged ones too), by key reads."""
+        found: dict[str, list[str]] = {}
+        by_id = {_email_doc_id(k): k for k in email_keys}
+        for batch in _batches(list(by_id), 100):
+            refs = [self.collection(tenant_id, EMAILS).document(i) for i in batch]
+            for snapshot in self.db.get_all(refs):
+                ids = sorted((snapshot.to_dict() or {}).get("contact_ids") or {}) if snapshot.exists else []
+                if ids:
+                    found[by_id[snapshot.id]] = ids
+        return found
+
     # --- CRUD --------------------------------------------------------------------------------------
     def create(
         self, kind: Kind, tenant_id: str, fields: Mapping[str, Any], actor: Mapping[str, Any], source: Source
@@ -282,6 +327,7 @@ class CustomerService:
                 self._claim_domains(tx, tenant_id, record_id, [], record.get("domains") or [])
             tx.create(self._ref(kind, tenant_id, record_id), record)
             if kind == "contact":
+                self._index_emails(tx, tenant_id, [(None, record)])
                 self._contact_created(tx, tenant_id, record, source)
             return record
 
@@ -331,6 +377,7 @@ class CustomerService:
                 )
             tx.set(self._ref(kind, tenant_id, record_id), after)
             if kind == "contact":
+                self._index_emails(tx, tenant_id, [(record, after)])
                 self._contact_updated(tx, tenant_id, after, diff, source, actor)
             return after
 
@@ -517,6 +564,8 @@ class CustomerService:
             tx.create(self.collection(tenant_id, MERGES).document(merge_id), record)
             tx.set(self._ref(kind, tenant_id, winner_id), merged)
             tx.set(self._ref(kind, tenant_id, loser_id), tomb)
+            if kind == "contact":
+                self._index_emails(tx, tenant_id, [(winner, merged), (loser, tomb)])
             for moved_to, diff in moved:
                 tx.set(self._ref("contact", tenant_id, moved_to["id"]), moved_to)
                 self._contact_updated(tx, tenant_id, moved_to, diff, "manual", actor)
@@ -571,6 +620,11 @@ class CustomerService:
             if kind == "organization":
                 # Unchanged since the merge: the winner holds exactly both sides' domains.
                 self._set_claims(tx, tenant_id, loser_id, merge["before"][loser_id].get("domains") or [])
+            self._index_emails(
+                tx,
+                tenant_id,
+                [(current[i], image) for i, image in merge["before"].items() if i.startswith("con_")],
+            )
             for record_id, image in merge["before"].items():
                 tx.set(refs[record_id], image)
                 if record_id.startswith("con_"):
@@ -614,6 +668,7 @@ class CustomerService:
         record = domain.new_record("contact", new_id("con_"), fields, actor, "api", self.clock())
         record.update({"user_id": user_id, "name_inferred": True})
         tx.create(self._ref("contact", tenant_id, record["id"]), record)
+        self._index_emails(tx, tenant_id, [(None, record)])
         self._contact_created(tx, tenant_id, record, "api")
 
     def record_bounce(
@@ -896,21 +951,13 @@ class CustomerService:
         kind: Kind = job["kind"]
         if job["match"] == "id":
             return {k: [k] for k in keys}
+        if kind == "contact":
+            return self._with_email(tenant_id, keys)
         found: dict[str, list[str]] = {}
-        if kind == "organization":
-            for batch in _batches(keys, 100):
-                for snapshot in self.db.get_all([self._claim(tenant_id, k) for k in batch]):
-                    if snapshot.exists:
-                        found[snapshot.id] = [str((snapshot.to_dict() or {})["organization_id"])]
-            return found
-        for batch in _batches(keys):
-            query = self.records("contact", tenant_id).where(
-                filter=firestore.FieldFilter("email_keys", "array_contains_any", batch)
-            )
-            for snapshot in query.stream():
-                data = snapshot.to_dict() or {}
-                for key in set(batch) & set(data.get("email_keys") or []):
-                    found.setdefault(key, []).append(snapshot.id)
+        for batch in _batches(keys, 100):
+            for snapshot in self.db.get_all([self._claim(tenant_id, k) for k in batch]):
+                if snapshot.exists:
+                    found[snapshot.id] = [str((snapshot.to_dict() or {})["organization_id"])]
         return found
 
     def _import_rows(
@@ -978,6 +1025,9 @@ class CustomerService:
                 )
             tx.set(self._row_ref(tenant_id, job["id"], row["row"]), row)
             decided.append(row)
+        if kind == "contact":
+            written = [r for r in decided if r["status"] in ("created", "updated")]
+            self._index_emails(tx, tenant_id, [(r["before"], existing[r["record_id"]]) for r in written])
         return decided
 
     def _import_row(
@@ -1029,6 +1079,7 @@ class CustomerService:
             if kind == "contact":
                 self._contact_created(tx, tenant_id, record, "import")
             row.update(status="created", record_id=record_id, after_version=record["version"])
+            existing[record_id] = record
             before_domains: list[str] = []
         else:
             assert target is not None
@@ -1071,6 +1122,7 @@ class CustomerService:
         touched = [r for _, r in reports if r is not None and r["status"] in ("created", "updated")]
         records = dict(tx.get_all([self._ref(kind, tenant_id, r["record_id"]) for r in touched]))
         decided: list[dict[str, Any]] = []
+        indexed: list[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]] = []
         actor = job["actor"]
         for row in touched:
             current = records.get(row["record_id"])
@@ -1078,6 +1130,7 @@ class CustomerService:
                 row.update(status="revert_skipped", reason="changed since the import")
             elif row["status"] == "created":
                 tx.delete(self._ref(kind, tenant_id, row["record_id"]))
+                indexed.append((current, None))
                 for name in current.get("domains") or []:
                     tx.delete(self._claim(tenant_id, name))
                 if kind == "contact":
@@ -1089,6 +1142,7 @@ class CustomerService:
             else:
                 before = row["before"]
                 tx.set(self._ref(kind, tenant_id, row["record_id"]), before)
+                indexed.append((current, before))
                 for name in current.get("domains") or []:
                     if name not in (before.get("domains") or []):
                         tx.delete(self._claim(tenant_id, name))
@@ -1102,6 +1156,8 @@ class CustomerService:
                 row.update(outcome="updated", status="reverted")
             tx.set(self._row_ref(tenant_id, job["id"], row["row"]), row)
             decided.append(row)
+        if kind == "contact":
+            self._index_emails(tx, tenant_id, indexed)
         return decided
 
     # --- GDPR --------------------------------------------------------------------------------------
@@ -1225,6 +1281,16 @@ class CustomerService:
             ],
         }
         # The contact and the receipt last, together: a crash before leaves the contact to erase again.
+        profiles = [contact, *(s.to_dict() or {} for s in traces["merged_profiles"])]
+        erased = {str(p["id"]) for p in profiles}
+        for key in sorted({k for p in profiles for k in p.get("email_keys") or []}):
+            # An address no one else has leaves no index entry behind, not even its hash.
+            ref = self._email_ref(tenant_id, key)
+            others = set((ref.get().to_dict() or {}).get("contact_ids") or {}) - erased
+            if others:
+                batch.set(ref, {"contact_ids": dict.fromkeys(erased, firestore.DELETE_FIELD)}, merge=True)
+            else:
+                batch.delete(ref)
         batch.delete(self._ref("contact", tenant_id, contact_id))
         batch.set(receipt, summary)
         batch.commit()

@@ -16,7 +16,7 @@ from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog
 from shared.contracts.payloads import HealthMeasure, HealthScoreChanged, NotificationBounced, UserInvited
 from shared.events import new_event
-from tests.conftest import Api, dump_firestore, eventually, quiescent
+from tests.conftest import Api, dump_firestore, eventually, quiescent, store_tenant
 from tests.integration.test_user_management_api import Subscription, subscribe
 
 PROBLEM = "application/problem+json"
@@ -31,6 +31,7 @@ OUR_COLLECTIONS = (
     "customer_settings",
     "customer_user_imports",
     "customer_erasures",
+    "contact_emails",
 )
 
 
@@ -48,12 +49,24 @@ def create_tenant(tenant_api: Api, slug: str) -> str:
     return tenant_id
 
 
+def admin_client(clean: Suite, tokens: Callable[..., str], tenant: str) -> Api:
+    return Api(clean.function_url("customer_data_api"), tokens(f"admin@{tenant}.example", tenant, ("admin",)))
+
+
 @pytest.fixture
-def crm(tenant_api: Api, clean: Suite, tokens: Callable[..., str]) -> tuple[str, Api]:
-    """A tenant and its admin's client of the Customer Data API."""
+def crm(clean: Suite, tokens: Callable[..., str]) -> tuple[str, Api]:
+    """A tenant and its admin's client of the Customer Data API. The tenant is stored without Tenant
+    Created: its onboarding (a seat, an invitation and the admin's profile, mails, scores) is not what
+    these tests are about, and each would wait for all of it to settle."""
+    tenant = str(store_tenant(f"crm-{uuid.uuid4().hex[:6]}")["id"])
+    return tenant, admin_client(clean, tokens, tenant)
+
+
+@pytest.fixture
+def crm_onboarded(tenant_api: Api, clean: Suite, tokens: Callable[..., str]) -> tuple[str, Api]:
+    """A tenant created through the Tenant API, Tenant Created and all."""
     tenant = create_tenant(tenant_api, f"crm-{uuid.uuid4().hex[:6]}")
-    api = Api(clean.function_url("customer_data_api"), tokens(f"admin@{tenant}.example", tenant, ("admin",)))
-    return tenant, api
+    return tenant, admin_client(clean, tokens, tenant)
 
 
 def service_client(clean: Suite, name: str = "workflow") -> Api:
@@ -508,6 +521,53 @@ def test_an_import_whose_tasks_were_lost_is_resumed_and_creates_each_row_once(
     assert {r["status"] for r in rows_of(api, tenant, job["id"])} == {"created"}
 
 
+def test_an_import_matches_contacts_by_the_emails_they_have_now(crm: tuple[str, Api], db: Any) -> None:
+    """Imports look emails up in the email index: every write that changes a contact's emails (edit,
+    merge, merge undone) moves it there too."""
+    tenant, api = crm
+    moved = contact(api, tenant, "Old", "Address", "old@move.example")
+    edited = api.patch(f"/tenants/{tenant}/contacts/{moved['id']}", json={"emails": ["new@move.example"]})
+    assert edited.status_code == 200, edited.text
+    winner = contact(api, tenant, "Win", "Ner", "win@merge.example")
+    loser = contact(api, tenant, "Lo", "Ser", "lose@merge.example")
+    merged = api.post(
+        f"/tenants/{tenant}/merges",
+        json={"kind": "contact", "winner_id": winner["id"], "loser_id": loser["id"]},
+    )
+    assert merged.status_code == 201, merged.text
+    kept = contact(api, tenant, "Kept", "Apart", "kept@undo.example")
+    taker = contact(api, tenant, "Took", "Over", "took@undo.example")
+    undone = api.post(
+        f"/tenants/{tenant}/merges",
+        json={"kind": "contact", "winner_id": taker["id"], "loser_id": kept["id"]},
+    )
+    assert undone.status_code == 201, undone.text
+    undo = api.post(f"/tenants/{tenant}/merges/{undone.json()['id']}/undo", json={})
+    assert undo.status_code == 200, undo.text
+
+    lines = ["old@move.example", "new@move.example", "lose@merge.example", "kept@undo.example"]
+    text = "first_name,last_name,email,job_title\n" + "".join(f"A,B,{e},Imported\n" for e in lines)
+    job = settled(api, tenant, import_file(api, tenant, text, mode="create_or_update")["id"])
+    rows = {r["row"]: r for r in rows_of(api, tenant, job["id"])}
+    assert rows[1]["status"] == "created"  # nobody has the old address any more
+    assert (rows[2]["status"], rows[2]["record_id"]) == ("updated", moved["id"])
+    assert (rows[3]["status"], rows[3]["record_id"]) == ("updated", winner["id"])  # the merge brought it
+    assert (rows[4]["status"], rows[4]["record_id"]) == ("updated", kept["id"])  # the undo took it back
+    # The index holds exactly who has which address.
+    stored_now = dump_firestore(db, tenant)
+    holders: dict[str, set[str]] = {}
+    for path, data in stored_now.items():
+        if path.startswith(f"tenants/{tenant}/contacts/"):
+            for key in data.get("email_keys") or []:
+                holders.setdefault(key, set()).add(data["id"])
+    index = [
+        set(data["contact_ids"])
+        for path, data in stored_now.items()
+        if path.startswith(f"tenants/{tenant}/contact_emails/") and data["contact_ids"]
+    ]
+    assert sorted(map(sorted, index)) == sorted(map(sorted, holders.values()))
+
+
 def test_an_ndjson_organization_import_checks_domains_in_the_batch_and_update_only_matches(
     crm: tuple[str, Api],
 ) -> None:
@@ -577,9 +637,9 @@ def test_a_bounce_pushed_through_pubsub_marks_the_email_bounced_and_suppressed(
 
 
 def test_an_invited_user_gets_one_contact_profile_and_tenant_settings_exist(
-    crm: tuple[str, Api], clean: Suite, db: Any
+    crm_onboarded: tuple[str, Api], clean: Suite, db: Any
 ) -> None:
-    tenant, api = crm
+    tenant, api = crm_onboarded
     settings = eventually(lambda: db.document(f"tenants/{tenant}/customer_settings/defaults").get().to_dict())
     assert "lead" in settings["lifecycle_stages"]
     existing = contact(api, tenant, "Known", "Person", "known@acme.example")
@@ -679,6 +739,12 @@ def test_export_then_erasure_of_a_contact_and_its_traces(crm: tuple[str, Api], c
     assert again.status_code == 200 and again.json() == summary
     ours = stored(db, tenant)
     assert not [p for p, d in ours.items() if "mia@acme.example" in json.dumps(d, default=str)]
+    named = [
+        path
+        for path, data in ours.items()
+        if keep["id"] in json.dumps(data, default=str) or other["id"] in json.dumps(data, default=str)
+    ]
+    assert named == [f"tenants/{tenant}/customer_erasures/{keep['id']}"]  # the receipt alone
     assert "sam@acme.example" in json.dumps(ours, default=str)  # another person's import row stays
     assert api.get(f"/tenants/{tenant}/contacts/{keep['id']}").status_code == 404
 
