@@ -30,7 +30,7 @@ from shared.contracts.payloads import (
     UserRoleChanged,
 )
 from shared.events import CloudEvent, new_event
-from tests.conftest import Api, dump_firestore, eventually, push_body, quiescent
+from tests.conftest import Api, dump_firestore, eventually, push_body, quiescent, store_tenant
 
 PROBLEM = "application/problem+json"
 CATALOG = load_catalog()
@@ -38,14 +38,9 @@ SECURITY_ACTOR = Actor(type="user", id="usr_sec", email="security@example.test")
 
 
 @pytest.fixture
-def tenant(tenant_api: Api) -> dict[str, Any]:
-    response = tenant_api.post(
-        "/tenants",
-        json={"name": "Acme", "slug": "acme", "plan": "growth", "admin_email": "admin@acme.example"},
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+def tenant(clean: Suite) -> dict[str, Any]:
+    # Stored without Tenant Created: access decisions do not wait on the new tenant's onboarding.
+    return store_tenant("acme")
 
 
 @pytest.fixture

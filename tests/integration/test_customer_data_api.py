@@ -528,21 +528,18 @@ def test_an_import_matches_contacts_by_the_emails_they_have_now(crm: tuple[str, 
     moved = contact(api, tenant, "Old", "Address", "old@move.example")
     edited = api.patch(f"/tenants/{tenant}/contacts/{moved['id']}", json={"emails": ["new@move.example"]})
     assert edited.status_code == 200, edited.text
+
+    def merge(winner: dict[str, Any], loser: dict[str, Any]) -> str:
+        pair = {"kind": "contact", "winner_id": winner["id"], "loser_id": loser["id"]}
+        response = api.post(f"/tenants/{tenant}/merges", json=pair)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
     winner = contact(api, tenant, "Win", "Ner", "win@merge.example")
-    loser = contact(api, tenant, "Lo", "Ser", "lose@merge.example")
-    merged = api.post(
-        f"/tenants/{tenant}/merges",
-        json={"kind": "contact", "winner_id": winner["id"], "loser_id": loser["id"]},
-    )
-    assert merged.status_code == 201, merged.text
+    merge(winner, contact(api, tenant, "Lo", "Ser", "lose@merge.example"))
     kept = contact(api, tenant, "Kept", "Apart", "kept@undo.example")
-    taker = contact(api, tenant, "Took", "Over", "took@undo.example")
-    undone = api.post(
-        f"/tenants/{tenant}/merges",
-        json={"kind": "contact", "winner_id": taker["id"], "loser_id": kept["id"]},
-    )
-    assert undone.status_code == 201, undone.text
-    undo = api.post(f"/tenants/{tenant}/merges/{undone.json()['id']}/undo", json={})
+    undone = merge(contact(api, tenant, "Took", "Over", "took@undo.example"), kept)
+    undo = api.post(f"/tenants/{tenant}/merges/{undone}/undo", json={})
     assert undo.status_code == 200, undo.text
 
     lines = ["old@move.example", "new@move.example", "lose@merge.example", "kept@undo.example"]

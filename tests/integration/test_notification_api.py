@@ -21,7 +21,7 @@ from functions.notification_api.service import PROVIDER_SECRET, sign_report
 from shared.auth import sign_local_service_token
 from shared.contracts import PAYLOADS
 from shared.events import CloudEvent, new_event
-from tests.conftest import Api, dump_firestore, eventually, push_body, quiescent
+from tests.conftest import Api, dump_firestore, eventually, push_body, quiescent, store_tenant
 
 PROBLEM = "application/problem+json"
 PROVIDER_SECRET_VALUE = "provider-test-secret-1"
@@ -120,15 +120,9 @@ def provider_secret(suite: Suite) -> str:
 
 
 @pytest.fixture
-def tenant(tenant_api: Api) -> dict[str, Any]:
-    slug = f"ntf-{uuid.uuid4().hex[:8]}"
-    response = tenant_api.post(
-        "/tenants",
-        json={"name": "Notify", "slug": slug, "plan": "growth", "admin_email": f"admin@{slug}.example"},
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
+def tenant(clean: Suite) -> dict[str, Any]:
+    # Stored without Tenant Created: the events each test pushes are the ones it is about.
+    return store_tenant(f"ntf-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture
@@ -144,8 +138,7 @@ def people(clean: Suite, tenant: dict[str, Any], tokens: Callable[..., str], db:
         )
         api = Api(clean.function_url("notification_api") + f"/tenants/{tenant['id']}/notifications", token)
         found[role] = Person(email, uid, api)
-    # What creating the tenant set off (its health score, ...) has arrived: start from an empty sink and
-    # a read inbox, so each test sees only its own notifications.
+    # Start from an empty sink and a read inbox, so each test sees only its own notifications.
     quiescent(db, tenant_id=tenant["id"])
     requests.delete(f"{clean.smtp_url}/messages", timeout=10).raise_for_status()
     for person in found.values():
