@@ -20,6 +20,7 @@ PLATFORM_PERMISSIONS = frozenset(
         "tenants:deactivate",
         "platform:operate",
         "audit:record",  # an entry in the platform's own audit trail (e.g. a tenant's proof of erasure)
+        "webhooks:erase",  # a tenant's webhook signing secrets deleted, at its erasure
     }
 )
 
@@ -82,6 +83,8 @@ SERVICE_PERMISSIONS = frozenset(
         "customers:privacy",
         "health:read",
         "audit:record",
+        # Offboarding's erase step: the Integration API deletes the tenant's webhook signing secrets.
+        "webhooks:erase",
         # The Onboarding API's steps: the identity tenant, the first admin's invitation, the roles.
         "users:manage",
         "users:invite",

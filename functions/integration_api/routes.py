@@ -183,6 +183,10 @@ def build_router(platform: Platform) -> Router:
         service.delete_endpoint(ctx.tenant_id, ctx.params["endpoint_id"])
         return Reply(status=204)
 
+    @router.post(base + "/erase-secrets", permission="webhooks:erase")
+    def erase_secrets(ctx: RequestContext) -> Reply:
+        return Reply({"secrets_deleted": service.erase_secrets(ctx.tenant_id)})
+
     @router.post(base + "/endpoints/{endpoint_id}/rotate-secret", permission="webhooks:manage")
     def rotate(ctx: RequestContext) -> Reply:
         document, secret = service.rotate_secret(ctx.tenant_id, ctx.params["endpoint_id"])

@@ -244,6 +244,15 @@ class WebhookService:
         self.endpoints(tenant_id).document(endpoint_id).delete()
         self.secrets.delete(tenant_id, endpoint_id)
 
+    def erase_secrets(self, tenant_id: str) -> int:
+        """Delete the signing secret of every endpoint the tenant has (offboarding's erasure, before its
+        documents go). Again after a partial run: each delete of a secret already gone is a no-op."""
+        erased = 0
+        for snapshot in self.endpoints(tenant_id).select([]).stream():
+            self.secrets.delete(tenant_id, snapshot.id)
+            erased += 1
+        return erased
+
     def rotate_secret(self, tenant_id: str, endpoint_id: str) -> tuple[dict[str, Any], str]:
         self.endpoint(tenant_id, endpoint_id)
         secret, version = self.secrets.rotate(tenant_id, endpoint_id)

@@ -30,6 +30,7 @@ TASKS_FUNCTION = "tenant_api_tasks"
 STEPS_PATH = "/steps"
 AUDIT_FUNCTION = "audit_api"
 AUDIT_PATH = "/audit/platform/entries"
+INTEGRATION_FUNCTION = "integration_api"
 
 Handler = Callable[[flask.Request], flask.Response]
 
@@ -48,6 +49,7 @@ class TenantProcesses:
             lambda: self.queue,
             self.start_ticket,
             audit=self.record_in_audit_trail,
+            erase_webhook_secrets=self.erase_webhook_secrets,
         )
 
     def record_in_audit_trail(self, key: str, entry: dict[str, Any]) -> str:
@@ -57,6 +59,14 @@ class TenantProcesses:
             # The step fails and the queue retries it: the proof is not done until it is in the trail.
             raise RuntimeError(f"the Audit API answered {response.status_code}: {response.text[:300]}")
         return str(response.json()["id"])
+
+    def erase_webhook_secrets(self, tenant_id: str) -> int:
+        """The Integration API deletes the tenant's signing secrets; the step retries until it has."""
+        path = f"/tenants/{tenant_id}/webhooks/erase-secrets"
+        response = self.platform.services.call(INTEGRATION_FUNCTION, "POST", path, {})
+        if response.status_code != 200:
+            raise RuntimeError(f"the Integration API answered {response.status_code}: {response.text[:300]}")
+        return int(response.json()["secrets_deleted"])
 
     @cached_property
     def tickets(self) -> tickets.SupportTickets:

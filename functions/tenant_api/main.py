@@ -15,7 +15,7 @@ TRIGGERS = {"tenant_api": "http", "tenant_api_events": "pubsub-push", "tenant_ap
 NEEDS = {"tenant_api_tasks": ["identity-admin"]}
 # The support ticket reads the tenant's health from the Customer Health API, and the proof of erasure
 # goes to the Audit API's platform trail, as a platform service.
-CALLS = {"tenant_api_tasks": ["customer_health_api", "audit_api"]}
+CALLS = {"tenant_api_tasks": ["customer_health_api", "audit_api", "integration_api"]}
 
 tenant_api = functions_framework.http(http_function(build_router))
 tenant_api_events = functions_framework.http(

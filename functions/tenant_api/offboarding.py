@@ -396,8 +396,12 @@ class Offboarding:
         start_ticket: Callable[[str, str, Mapping[str, Any]], bool] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         audit: Callable[[str, dict[str, Any]], str] | None = None,
+        erase_webhook_secrets: Callable[[str], int] | None = None,
     ) -> None:
         self.db = db
+        # Deletes the tenant's webhook signing secrets (they live in Secret Manager, not under the
+        # tenant) -> how many; None: left to the Integration API's own endpoint deletion.
+        self.erase_webhook_secrets = erase_webhook_secrets
         # Records the proof in the platform's audit trail (key, entry) -> entry id; None: not recorded.
         self.audit = audit
         self.data = FirestoreTenantData(db)
@@ -621,6 +625,11 @@ class Offboarding:
         identity_deleted = False
         if isinstance(idp_tenant_id, str) and idp_tenant_id:
             identity_deleted = self.identity.delete_tenant(idp_tenant_id)
+        if self.erase_webhook_secrets is not None:
+            # Before the endpoint documents go: they are how the Integration API finds the secrets.
+            secrets_deleted = self.erase_webhook_secrets(ctx.tenant_id)
+            if secrets_deleted:
+                proof_ref.update({"webhook_secrets_deleted": secrets_deleted})
         erase_tenant(self.data, ctx.tenant_id, exclude={RUNS})
         outside = self._erase_outside(ctx.tenant_id)
         # The tombstone: the id stays taken, nothing else of the tenant remains.
@@ -631,6 +640,7 @@ class Offboarding:
                 "deleted": final.get("deleted", {}),
                 "outside": {**final.get("outside", {}), **outside},
                 "identity_tenant_deleted": identity_deleted or bool(final.get("identity_tenant_deleted")),
+                "webhook_secrets_deleted": final.get("webhook_secrets_deleted", 0),
             }
         )
 
@@ -717,6 +727,7 @@ class Offboarding:
                         "identity_tenant_deleted": bool(
                             ctx.outputs.get("erase", {}).get("identity_tenant_deleted")
                         ),
+                        "webhook_secrets_deleted": proof.get("webhook_secrets_deleted", 0),
                         "export_manifest_sha256": export.get("manifest_sha256"),
                         "proof": f"{PROOFS}/{ctx.tenant_id}",
                     },

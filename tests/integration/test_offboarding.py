@@ -20,6 +20,13 @@ PASSWORD = "correct-horse-battery"
 RETENTION_WAIT = 120  # 15 s of retention, then the steps on a 2-core machine shared with other tests
 
 
+def webhook_secrets(suite: Suite, tenant_id: str) -> list[str]:
+    from shared.clients import secrets_client
+
+    listed = secrets_client().list_secrets(request={"parent": f"projects/{suite.project}"})
+    return [s.name for s in listed if s.name.rsplit("/", 1)[-1].startswith(f"webhook-{tenant_id}-")]
+
+
 def ok(response: Any, status: int = 200) -> Any:
     assert response.status_code == status, response.text
     return response.json() if response.content else None
@@ -109,6 +116,7 @@ def test_offboarding_exports_then_erases_every_trace_and_proves_it(
     steps = {s["name"]: s for s in runs[0]["steps"]}
     assert steps["revoke-access"]["output"]["sessions_revoked"] == 1
     assert steps["disable-webhooks"]["output"]["endpoints_disabled"] == 2
+    assert len(webhook_secrets(clean, tid)) == 2
     # The last notification was delivered before the endpoints were disabled.
     assert any(b["type"] == "com.cmp.tenant.deactivated.v1" for b in receiver.bodies())
     endpoints = db.collection("tenants", tid, "webhook_endpoints").stream()
@@ -180,6 +188,8 @@ def test_offboarding_exports_then_erases_every_trace_and_proves_it(
     for collection in ("users", "invitations", "seats", "access_roles", "webhook_endpoints"):
         assert proof["deleted"][collection] == files[collection]["documents"], collection
     assert proof["identity_tenant_deleted"] is True
+    # The signing secrets live in Secret Manager, outside the tenant's documents: gone too.
+    assert proof["webhook_secrets_deleted"] == 2 and webhook_secrets(clean, tid) == []
     assert proof["outside"]["tenant_slugs"] == 1
     assert proof["verified_empty"] is True
 
