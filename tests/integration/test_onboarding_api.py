@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
+import pytest
 import requests
 from google.cloud import firestore
 
@@ -193,6 +194,7 @@ def _push(suite: Suite, payload: Any, tenant_id: str) -> requests.Response:
     )
 
 
+@pytest.mark.usefixtures("paused_sealing")  # a seal landing between the two snapshots is not a change
 def test_another_tenant_created_event_for_the_same_tenant_starts_no_second_run(
     tenant_api: Api, operator: str, db: Any, clean: Suite
 ) -> None:
@@ -247,6 +249,7 @@ def test_a_reactivation_runs_a_reonboarding_check_with_findings(
     assert len(started) == 1
 
 
+@pytest.mark.usefixtures("paused_sealing")
 def test_bad_requests_answer_problems_and_change_nothing(
     tenant_api: Api, operator: str, tokens: Callable[..., str], db: Any, clean: Suite
 ) -> None:
