@@ -60,6 +60,11 @@ def audit_entry(
         "source_event": {"id": envelope.id, "type": envelope.type, "source": envelope.source},
         "details": payload.model_dump(mode="json", exclude={"actor"}),
     }
+    return _unsealed(entry)
+
+
+def _unsealed(entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry with its hash, waiting for the next sealed block."""
     entry["hash"] = entry_hash(entry)
     entry["sealed"] = False
     entry["block_seq"] = None
@@ -90,7 +95,4 @@ def platform_entry(
         "source_event": {"id": key, "type": action, "source": "platform"},
         "details": details,
     }
-    entry["hash"] = entry_hash(entry)
-    entry["sealed"] = False
-    entry["block_seq"] = None
-    return entry
+    return _unsealed(entry)

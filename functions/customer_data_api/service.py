@@ -65,7 +65,23 @@ ERASURES = "customer_erasures"
 MAX_MOVED_CONTACTS = 400  # contacts re-pointed by one organization merge: one transaction's writes
 CANDIDATES_PER_KEY = 50
 IMPORT_WINDOW = 4  # import chunks of one job in flight at once
-DONE_FLAGS = {"import": "imported", "revert": "reverted"}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What an import's phase (the import itself, or its revert) reads and writes on its way."""
+
+    flag: str  # set on a chunk once this phase has committed it
+    active: tuple[str, ...]  # job statuses in which its chunks run
+    counter: str  # the job's count of chunks done in this phase
+    final: str  # the job's status once every chunk is done
+    stamp: str  # ... and when
+
+
+PHASES = {
+    "import": Phase("imported", ("queued", "running"), "chunks_done", "completed", "completed_at"),
+    "revert": Phase("reverted", ("reverting",), "chunks_reverted", "reverted", "reverted_at"),
+}
 ANY_LIMIT = 30  # Firestore's limit on the values of one `in` / `array_contains_any` filter
 
 
@@ -843,7 +859,7 @@ class CustomerService:
 
     def _first_unfinished(self, tenant_id: str, job_id: str, phase: str) -> int:
         # Every chunk below the first unfinished one is done; the window chains on from there.
-        flag = DONE_FLAGS[phase]
+        flag = PHASES[phase].flag
         chunks = self.imports(tenant_id).document(job_id).collection(CHUNKS)
         for snapshot in chunks.select([flag]).stream():
             if not (snapshot.to_dict() or {}).get(flag):
@@ -884,8 +900,7 @@ class CustomerService:
         if not snapshot.exists:
             return "missing"
         job = snapshot.to_dict() or {}
-        flag = DONE_FLAGS[phase]
-        active = ("reverting",) if phase == "revert" else ("queued", "running")
+        flag, active = PHASES[phase].flag, PHASES[phase].active
         chunk_ref = self._chunk_ref(tenant_id, job_id, chunk)
         stored = chunk_ref.get().to_dict() if job["status"] in active else None
         if stored is None or stored.get(flag):
@@ -903,10 +918,11 @@ class CustomerService:
             tx.update(chunk_ref, {flag: True, f"{flag}_at": now})
             progress: dict[str, Any] = {"updated_at": now, "version": firestore.Increment(1)}
             if phase == "revert":
-                counts = {"reverted": sum(r["status"] == "reverted" for r in decided), "chunks_reverted": 1}
+                counts = {"reverted": sum(r["status"] == "reverted" for r in decided)}
             else:
-                counts = {**domain.count_rows(decided), "chunks_done": 1}
+                counts = domain.count_rows(decided)
                 progress["status"] = "running"
+            counts[PHASES[phase].counter] = 1
             progress.update({name: firestore.Increment(n) for name, n in counts.items()})
             tx.update(job_ref, progress)
             return True
@@ -923,23 +939,22 @@ class CustomerService:
     def _finish_if_done(self, tenant_id: str, job_id: str, phase: str) -> None:
         """The chunk that finds every chunk done closes the job (several may find it: one transaction)."""
         job_ref = self.imports(tenant_id).document(job_id)
-        done, final, stamp = (
-            ("chunks_reverted", "reverted", "reverted_at")
-            if phase == "revert"
-            else ("chunks_done", "completed", "completed_at")
-        )
-        active = ("reverting",) if phase == "revert" else ("queued", "running")
+        step = PHASES[phase]
+
+        def finished(job: Mapping[str, Any] | None) -> bool:
+            if job is None or job["status"] not in step.active:
+                return False
+            return bool(job[step.counter] >= job["chunk_count"])
 
         def work(tx: Tx) -> None:
             job = tx.get(job_ref)
-            if job is None or job["status"] not in active or job[done] < job["chunk_count"]:
+            if job is None or not finished(job):
                 return
             now = self.clock()
-            job.update(status=final, updated_at=now, version=job["version"] + 1, **{stamp: now})
+            job.update(status=step.final, updated_at=now, version=job["version"] + 1, **{step.stamp: now})
             tx.set(job_ref, job)
 
-        current = job_ref.get().to_dict() or {}
-        if current.get("status") in active and current.get(done, 0) >= current.get("chunk_count", 1 << 30):
+        if finished(job_ref.get().to_dict()):  # most chunks are not the last: no transaction for them
             self.uow.run(work, serialize_on=f"import:{tenant_id}/{job_id}")
 
     def _lookup(
@@ -1283,10 +1298,14 @@ class CustomerService:
         # The contact and the receipt last, together: a crash before leaves the contact to erase again.
         profiles = [contact, *(s.to_dict() or {} for s in traces["merged_profiles"])]
         erased = {str(p["id"]) for p in profiles}
-        for key in sorted({k for p in profiles for k in p.get("email_keys") or []}):
+        refs = [
+            self._email_ref(tenant_id, k)
+            for k in sorted({k for p in profiles for k in p.get("email_keys") or []})
+        ]
+        for snapshot in self.db.get_all(refs) if refs else []:
             # An address no one else has leaves no index entry behind, not even its hash.
-            ref = self._email_ref(tenant_id, key)
-            others = set((ref.get().to_dict() or {}).get("contact_ids") or {}) - erased
+            ref = snapshot.reference
+            others = set((snapshot.to_dict() or {}).get("contact_ids") or {}) - erased
             if others:
                 batch.set(ref, {"contact_ids": dict.fromkeys(erased, firestore.DELETE_FIELD)}, merge=True)
             else:

@@ -52,21 +52,23 @@ class TenantProcesses:
             erase_webhook_secrets=self.erase_webhook_secrets,
         )
 
+    def _post(self, function: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST as a platform service; any other answer than 200/201 fails the step, which the queue
+        retries: the step is not done until the other API has done its part."""
+        response = self.platform.services.call(function, "POST", path, body)
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"{function} answered {response.status_code}: {response.text[:300]}")
+        answer: dict[str, Any] = response.json()
+        return answer
+
     def record_in_audit_trail(self, key: str, entry: dict[str, Any]) -> str:
         """An entry of the Audit API's platform trail, recorded once per key (a retry answers 200)."""
-        response = self.platform.services.call(AUDIT_FUNCTION, "POST", AUDIT_PATH, {"key": key, **entry})
-        if response.status_code not in (200, 201):
-            # The step fails and the queue retries it: the proof is not done until it is in the trail.
-            raise RuntimeError(f"the Audit API answered {response.status_code}: {response.text[:300]}")
-        return str(response.json()["id"])
+        return str(self._post(AUDIT_FUNCTION, AUDIT_PATH, {"key": key, **entry})["id"])
 
     def erase_webhook_secrets(self, tenant_id: str) -> int:
-        """The Integration API deletes the tenant's signing secrets; the step retries until it has."""
+        """The Integration API deletes the tenant's signing secrets."""
         path = f"/tenants/{tenant_id}/webhooks/erase-secrets"
-        response = self.platform.services.call(INTEGRATION_FUNCTION, "POST", path, {})
-        if response.status_code != 200:
-            raise RuntimeError(f"the Integration API answered {response.status_code}: {response.text[:300]}")
-        return int(response.json()["secrets_deleted"])
+        return int(self._post(INTEGRATION_FUNCTION, path, {})["secrets_deleted"])
 
     @cached_property
     def tickets(self) -> tickets.SupportTickets:

@@ -688,6 +688,7 @@ class Offboarding:
         export = ctx.outputs.get("export", {})
         deleted: dict[str, int] = proof.get("deleted", {})
         outside: dict[str, int] = proof.get("outside", {})
+        identity_deleted = bool(ctx.outputs.get("erase", {}).get("identity_tenant_deleted"))
         now = self.clock()
         proof_ref.update(
             {
@@ -695,7 +696,7 @@ class Offboarding:
                 "erased_at": now,
                 "documents_deleted": sum(deleted.values()),
                 "outside_deleted": sum(outside.values()),
-                "identity_tenant_deleted": bool(ctx.outputs.get("erase", {}).get("identity_tenant_deleted")),
+                "identity_tenant_deleted": identity_deleted,
                 "export": {
                     "manifest_sha256": export.get("manifest_sha256"),
                     "files": export.get("files"),
@@ -724,9 +725,7 @@ class Offboarding:
                         "documents_deleted": sum(deleted.values()),
                         "deleted": deleted,
                         "outside_deleted": outside,
-                        "identity_tenant_deleted": bool(
-                            ctx.outputs.get("erase", {}).get("identity_tenant_deleted")
-                        ),
+                        "identity_tenant_deleted": identity_deleted,
                         "webhook_secrets_deleted": proof.get("webhook_secrets_deleted", 0),
                         "export_manifest_sha256": export.get("manifest_sha256"),
                         "proof": f"{PROOFS}/{ctx.tenant_id}",
