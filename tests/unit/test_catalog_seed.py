@@ -20,7 +20,8 @@ import pytest
 
 from shared.catalog import EXTERNAL, Catalog, load_catalog
 
-SEED_NAME = "000_2beae030bd54ac24.txt"
+# The domain model export the catalog is derived from, kept beside it so any clone can check it.
+SEED = Path(__file__).parents[2] / "schemas" / "domain-model.md"
 NONE = "—"
 NAME = re.compile(r"[A-Z0-9][A-Za-z0-9]*(?: [A-Z0-9][A-Za-z0-9]*)*")
 FALLBACK_CUT = re.compile(r".+?(?:API|[a-z0-9])(?=[A-Z]|$)")
@@ -37,7 +38,7 @@ Edge = tuple[str, str]
 
 def seed_path() -> Path:
     configured = os.environ.get("CMP_SEED_PATH")
-    return Path(configured) if configured else Path(__file__).parents[3] / "shared" / "seed" / SEED_NAME
+    return Path(configured) if configured else SEED
 
 
 def parse_tables(text: str) -> dict[str, list[list[str]]]:
