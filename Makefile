@@ -8,7 +8,11 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 NODE_MODULES := emulators/auth/node_modules
 
-.PHONY: help setup run test lint fmt schemas build bench prereqs clean plan-check
+# The emulator tests mostly wait on the emulators, so more workers than cores pay: each worker starts
+# its own emulator suite on free ports (about 2 GB of memory each).
+TEST_WORKERS ?= 4
+
+.PHONY: help setup run test test-fast lint fmt schemas build bench prereqs clean plan-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,7 +51,10 @@ fmt: $(STAMPS)/venv ## Format and auto-fix
 
 test: setup lint plan-check ## Lint, Terraform checks, then every test (unit, emulator integration, end to end)
 	@$(PY) -m emulators.suite
-	$(VENV)/bin/pytest -q --ignore=tests/terraform
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal --ignore=tests/terraform
+
+test-fast: $(STAMPS)/venv ## The inner loop: unit tests only (no emulators), in a few seconds
+	$(VENV)/bin/pytest -q tests/unit
 
 plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module interfaces evaluated, IAM rules, checkov
 	@command -v terraform >/dev/null || { echo "terraform 1.6+ is needed: install terraform" >&2; exit 2; }

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from emulators.suite import Ports, Suite
+from shared.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 
 
 @pytest.fixture(scope="session")
@@ -172,30 +173,29 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0, what: str = "con
         delay = min(delay * 1.5, 0.5)
 
 
-def dump_firestore(db: Any, tenant_id: str | None = None) -> dict[str, dict[str, Any]]:
-    """Every document in the database, by path (for "changed nothing" assertions). With `tenant_id`,
-    only what concerns that tenant (its subtree, and kernel records naming it) and documents naming no
-    tenant: deliveries of earlier tests, still in flight for their own tenants, are left out."""
+def dump_firestore(db: Any, tenant_id: str | Collection[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Every document in the database, by path (for "changed nothing" assertions). With `tenant_id` (one
+    or several), only what concerns those tenants (their subtrees, and kernel records naming them) and
+    documents naming no tenant: deliveries of earlier tests, still in flight for their own tenants, are
+    left out."""
     out: dict[str, dict[str, Any]] = {}
+    tenants = None if tenant_id is None else {tenant_id} if isinstance(tenant_id, str) else set(tenant_id)
 
     def concerns(path: str, data: dict[str, Any]) -> bool:
-        if tenant_id is None:
+        if tenants is None:
             return True
         if path.startswith("tenants/"):
-            return path.split("/")[1] == tenant_id
+            return path.split("/")[1] in tenants
         named = data.get("tenant_id")
-        return named is None or named == tenant_id
+        return named is None or named in tenants
 
-    def walk(collection: Any) -> None:
-        for ref in collection.list_documents():
-            snapshot = ref.get()
-            if snapshot.exists and concerns(ref.path, snapshot.to_dict() or {}):
-                out[ref.path] = snapshot.to_dict()
-            for sub in ref.collections():
-                walk(sub)
-
+    # One recursive query per top-level collection (documents under missing parents included), not a
+    # read per document: the dump is taken several times per test.
     for collection in db.collections():
-        walk(collection)
+        for snapshot in collection.recursive().stream():
+            data = snapshot.to_dict() or {}
+            if concerns(snapshot.reference.path, data):
+                out[snapshot.reference.path] = data
     return out
 
 
@@ -243,7 +243,9 @@ def push_body(
     }
 
 
-def quiescent(db: Any, settle_seconds: float = 0.5, tenant_id: str | None = None) -> dict[str, Any]:
+def quiescent(
+    db: Any, settle_seconds: float = 0.5, tenant_id: str | Collection[str] | None = None, timeout: float = 30
+) -> dict[str, Any]:
     """Wait until asynchronous consequences (published events, their consumers) have settled, and
     return the database as it then is (as dump_firestore, for `tenant_id`)."""
     previous: dict[str, Any] = {}
@@ -257,8 +259,50 @@ def quiescent(db: Any, settle_seconds: float = 0.5, tenant_id: str | None = None
         time.sleep(settle_seconds)
         return None
 
-    result: dict[str, Any] = eventually(settled, timeout=30, what="the database to settle")
+    result: dict[str, Any] = eventually(settled, timeout=timeout, what="the database to settle")
     return result
+
+
+BadRequest = tuple[str, str, Any, int]  # method, path, body, expected status
+
+
+def send(api: Api, method: str, path: str, body: Any) -> requests.Response:
+    """`body`: None (no body), a str (sent as it is, as JSON), (media type, text), or a JSON value."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(body, tuple):
+        kwargs = {"data": body[1].encode(), "headers": {"Content-Type": body[0]}}
+    elif isinstance(body, str):
+        kwargs = {"data": body, "headers": {"Content-Type": "application/json"}}
+    elif body is not None:
+        kwargs = {"json": body}
+    return api.request(method, path, **kwargs)
+
+
+def bad_requests_change_nothing(
+    db: Any,
+    subtests: pytest.Subtests,
+    cases: list[BadRequest],
+    request: Callable[[str, str, Any], requests.Response],
+    tenant_id: str | None = None,
+    check: Callable[[requests.Response], None] | None = None,
+) -> None:
+    """Each bad request on its own (a subtest each): a problem+json answer with its status, and the
+    database (as dump_firestore, for `tenant_id`) exactly as the request found it. What the test set up
+    settles once, before the first request, rather than once per case."""
+    before = quiescent(db, tenant_id=tenant_id)
+    for method, path, body, status in cases:
+        with subtests.test(f"{method} {path} {status}"):
+            response = request(method, path, body)
+            after = dump_firestore(db, tenant_id)
+            changed, before = after != before, after  # a case that changed something fails alone
+            assert response.status_code == status, response.text
+            assert response.headers["Content-Type"] == PROBLEM_CONTENT_TYPE, response.text
+            problem = response.json()
+            assert problem["status"] == status and problem["type"].startswith("https://") and problem["title"]
+            assert "Traceback" not in response.text
+            if check is not None:
+                check(response)
+            assert not changed, "the database changed"
 
 
 @pytest.fixture
