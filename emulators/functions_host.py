@@ -9,14 +9,17 @@ One process keeps the suite light on a laptop; the cold start of each function i
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import threading
 from typing import Any
 
 import functions_framework
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Response
+from werkzeug.wsgi import ClosingIterator
 
 from functions.manifest import discover
 
@@ -31,6 +34,37 @@ class QuietQueryHandler(WSGIRequestHandler):
 
 def health_app(environ: dict[str, Any], start_response: Any) -> Any:
     return Response("ok", mimetype="text/plain")(environ, start_response)
+
+
+class Activity:
+    """Counts the requests the functions have started and finished (a streamed body finishes when it is
+    closed). `GET /_activity` answers both: the suite's tests take "nothing in flight and nothing new
+    since the last look" as the sign that pushes and tasks have stopped arriving."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.started = 0
+        self.finished = 0
+        self._lock = threading.Lock()
+
+    def _finish(self) -> None:
+        with self._lock:
+            self.finished += 1
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._lock:
+            self.started += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._finish()
+            raise
+        return ClosingIterator(body, [self._finish])
+
+    def report(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._lock:
+            counts = {"started": self.started, "finished": self.finished}
+        return Response(json.dumps(counts), mimetype="application/json")(environ, start_response)
 
 
 class RootPath:
@@ -51,7 +85,8 @@ def build_app() -> Any:
         app = functions_framework.create_app(spec.name, str(spec.source), "http")  # type: ignore[no-untyped-call]
         mounts[f"/{spec.name}"] = RootPath(app)
     mounts["/_health"] = health_app
-    return DispatcherMiddleware(health_app, mounts)
+    activity = Activity(DispatcherMiddleware(health_app, mounts))
+    return DispatcherMiddleware(activity, {"/_activity": activity.report})
 
 
 def main(argv: list[str] | None = None) -> int:

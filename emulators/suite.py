@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -155,6 +156,10 @@ class Suite:
         default_factory=lambda: os.environ.get(LOCAL_SIGNING_KEY_ENV) or os.urandom(24).hex()
     )
     serve_functions: bool = True
+    # Only the emulators that serve many projects (Firestore, Pub/Sub, Tasks, Secret Manager): several
+    # suites, each with a project of its own, can share them. The Auth emulator cannot be shared: it
+    # signs in with an API key into its one default project.
+    project_scoped_emulators_only: bool = False
     processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -202,7 +207,19 @@ class Suite:
                 LOCAL_SIGNING_KEY_ENV: self.signing_key,
             }
         )
+        # The Auth emulator (Node) is by far the slowest to start: it starts beside the others.
+        auth_failure: list[BaseException] = []
+
+        def start_auth() -> None:
+            try:
+                self._start_auth()
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                auth_failure.append(exc)
+
+        auth = threading.Thread(target=start_auth, name="start auth emulator", daemon=True)
         try:
+            if not self.project_scoped_emulators_only:
+                auth.start()
             self._start_firestore()
             self._start_pubsub()
             self.ports.tasks = self._start_python_emulator(
@@ -219,11 +236,16 @@ class Suite:
                 "SECRET_MANAGER_EMULATOR_HOST",
                 [],
             )
-            self._start_auth()
-            self._start_smtp_sink()
-            if self.serve_functions:
-                self._start_functions()
+            if not self.project_scoped_emulators_only:
+                auth.join()
+                if auth_failure:
+                    raise auth_failure[0]
+                self._start_smtp_sink()
+                if self.serve_functions:
+                    self._start_functions()
         except BaseException:
+            if auth.is_alive():
+                auth.join()
             self.stop()
             raise
         os.environ.update(self.env)

@@ -22,12 +22,38 @@ from typing import Any, cast
 import pytest
 import requests
 
-from emulators.suite import Ports, Suite
+from emulators.suite import DEFAULT_PROJECT, LOCAL_SIGNING_KEY_ENV, Ports, Suite
 from shared.problems import CONTENT_TYPE as PROBLEM_CONTENT_TYPE
 
 
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput") and int(config.getoption("numprocesses", 0) or 0) > 0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With pytest-xdist, the controller starts the Firestore, Pub/Sub, Tasks and Secret Manager emulators
+    once and the workers share them, each with a project (so a database, topics, queues and secrets) of
+    its own, and its own Auth emulator, SMTP sink and functions host. The workers inherit the shared
+    emulators' addresses through *_EMULATOR_HOST."""
+    if not _is_xdist_controller(config):
+        return
+    os.environ.setdefault(LOCAL_SIGNING_KEY_ENV, os.urandom(24).hex())
+    shared = Suite(Ports.free(), project_scoped_emulators_only=True)
+    shared.start()
+    config.stash[_SHARED_EMULATORS] = shared
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_SHARED_EMULATORS, None)
+    if shared is not None:
+        shared.stop()
+
+
+_SHARED_EMULATORS = pytest.StashKey[Suite]()
+
+
 @pytest.fixture(scope="session")
-def suite() -> Iterator[Suite]:
+def suite(worker_id: str) -> Iterator[Suite]:
     from emulators.provision import provision
     from shared.catalog import load_catalog
 
@@ -35,6 +61,7 @@ def suite() -> Iterator[Suite]:
     # Offboarding erases a deactivated tenant after 15 s (0.000174 days), not 30 days.
     running = Suite(
         Ports.free(),
+        project=DEFAULT_PROJECT if worker_id == "master" else f"{DEFAULT_PROJECT}-{worker_id}",
         env={"CMP_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.6]", "CMP_TENANT_RETENTION_DAYS": "0.000174"},
     )
     running.start()
@@ -243,19 +270,30 @@ def push_body(
     }
 
 
+def functions_activity() -> tuple[int, int]:
+    """(requests started, requests finished) by the suite's functions host."""
+    url = os.environ["CMP_FUNCTIONS_BASE_URL"] + "/_activity"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        counts = json.load(response)
+    return int(counts["started"]), int(counts["finished"])
+
+
 def quiescent(
     db: Any, settle_seconds: float = 0.5, tenant_id: str | Collection[str] | None = None, timeout: float = 30
 ) -> dict[str, Any]:
-    """Wait until asynchronous consequences (published events, their consumers) have settled, and
-    return the database as it then is (as dump_firestore, for `tenant_id`)."""
-    previous: dict[str, Any] = {}
+    """Wait until asynchronous consequences (published events, their consumers, tasks) have settled, and
+    return the database as it then is (as dump_firestore, for `tenant_id`). Settled: over `settle_seconds`
+    the functions host had no request in flight and started none, and the database did not change."""
+    previous: tuple[dict[str, Any], tuple[int, int]] | None = None
 
     def settled() -> dict[str, Any] | None:
         nonlocal previous
-        current = dump_firestore(db, tenant_id)
-        if current == previous:
-            return current
-        previous = current
+        activity = functions_activity()
+        current = (dump_firestore(db, tenant_id), activity)
+        idle = activity[0] == activity[1] and functions_activity() == activity
+        if idle and current == previous:
+            return current[0]
+        previous = current if idle else None
         time.sleep(settle_seconds)
         return None
 

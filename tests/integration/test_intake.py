@@ -23,10 +23,11 @@ import requests
 from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1
 
-from emulators.suite import DEFAULT_PROJECT, Suite
+from emulators.suite import Suite
 from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog
 from shared.clients import publisher
+from shared.config import get_settings
 from shared.contracts import Actor
 from shared.contracts.payloads import PaymentFailed, PlanUpgraded, SubscriptionCancelled, TenantCreated
 from shared.events import CloudEvent, new_event
@@ -50,7 +51,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 def subscription_of(event_name: str) -> str:
     catalog = load_catalog()
     name = catalog.event(event_name).push_subscription(catalog.api(API_NAME))
-    return f"projects/{DEFAULT_PROJECT}/subscriptions/{name}"
+    return f"projects/{get_settings().project_id}/subscriptions/{name}"
 
 
 def push_body(
