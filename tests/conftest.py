@@ -8,6 +8,7 @@ emptied before each test that uses it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -65,11 +66,33 @@ def suite(worker_id: str) -> Iterator[Suite]:
         env={"CMP_WEBHOOK_RETRY_SCHEDULE": "[0.2, 0.4, 0.6]", "CMP_TENANT_RETENTION_DAYS": "0.000174"},
     )
     running.start()
+    _forget_clients()
     try:
         provision(load_catalog(), running.project, running.functions_url, running.signing_key)
         yield running
     finally:
         running.stop()
+
+
+def _forget_clients() -> None:
+    """Settings and clients made before the suite started (by unit tests in the same worker) name another
+    project or no emulator: the code under test makes them again, from the suite's environment."""
+    import firebase_admin
+
+    from shared import clients, config, platform
+
+    config.get_settings.cache_clear()
+    platform.platform.cache_clear()
+    for getter in (
+        clients.firestore_client,
+        clients.publisher,
+        clients.tasks_client,
+        clients.secrets_client,
+        clients.firebase_app,
+    ):
+        getter.cache_clear()
+    with contextlib.suppress(ValueError):
+        firebase_admin.delete_app(firebase_admin.get_app())
 
 
 def reset_firestore(project: str) -> None:
