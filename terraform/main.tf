@@ -45,6 +45,7 @@ module "secrets" {
     }
   }
   project_id = var.project_id
+  region     = var.region
   secrets    = { for name, s in var.secrets : name => { locations = s.locations } }
 
   depends_on = [time_sleep.apis_ready]
@@ -140,7 +141,7 @@ module "pubsub" {
         topic  = p.topic
       }
     },
-    # The other domains publish the external events they own (billing: Payment Failed, ...).
+    # The other domains (billing, privacy, support, analytics) publish the external events they own.
     { for key, p in local.external_publishers : "external.${key}" => p },
   )
 

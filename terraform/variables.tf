@@ -204,12 +204,12 @@ variable "max_delivery_attempts" {
 }
 
 variable "notification_channels" {
-  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) every alert and the budget notify: set per environment (an alert routed nowhere is noticed by nobody)."
+  description = "Cloud Monitoring notification channel ids every alert and the budget notify (projects/P/notificationChannels/N): set per environment (an alert routed nowhere is noticed by nobody)."
   type        = list(string)
 
   validation {
     condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
-    error_message = "notification_channels entries are channel ids: projects/PROJECT/notificationChannels/NUMBER."
+    error_message = "notification_channels entries are channel ids: projects/P/notificationChannels/N."
   }
 }
 
@@ -249,7 +249,7 @@ variable "region" {
 }
 
 variable "secrets" {
-  description = "Secret Manager secrets by name: the functions (manifest names) that may read each. Values are never in Terraform: add versions with gcloud."
+  description = "Secret Manager secrets by name: the functions (manifest names) that may read each, and replica locations (empty: the region). Values are never in Terraform: add versions with gcloud."
   type = map(object({
     accessors = optional(list(string), [])
     locations = optional(list(string), [])

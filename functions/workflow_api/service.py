@@ -664,7 +664,8 @@ class WorkflowService:
                     "parent": parent,
                     "secret_id": secret_id(tenant_id),
                     "secret": {
-                        "replication": {"automatic": {}},
+                        # Replicated in the environment's region only, like the rest of its data.
+                        "replication": {"user_managed": {"replicas": [{"location": self.settings.location}]}},
                         "labels": {"purpose": "workflow-webhook-signing"},
                     },
                 }

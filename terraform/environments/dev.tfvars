@@ -25,7 +25,7 @@ load_balancer = {
 
 max_delivery_attempts = 5
 
-# Where alerts and the budget notify (channel ids: projects/PROJECT/notificationChannels/NUMBER; create
+# Where alerts and the budget notify (channel ids: projects/P/notificationChannels/N; create
 # them once in Cloud Monitoring). None in dev: alerts are visible in the console only.
 notification_channels = []
 

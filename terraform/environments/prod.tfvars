@@ -39,7 +39,7 @@ load_balancer = {
 
 max_delivery_attempts = 5
 
-# Where alerts and the budget notify (projects/PROJECT/notificationChannels/NUMBER): the on-call
+# Where alerts and the budget notify (projects/P/notificationChannels/N): the on-call
 # channel, created once in Cloud Monitoring.
 notification_channels = []
 

@@ -25,7 +25,7 @@ load_balancer = {
 
 max_delivery_attempts = 5
 
-# Where alerts and the budget notify (projects/PROJECT/notificationChannels/NUMBER), e.g. the team's
+# Where alerts and the budget notify (projects/P/notificationChannels/N), e.g. the team's
 # email or chat channel, created once in Cloud Monitoring.
 notification_channels = []
 
