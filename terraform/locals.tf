@@ -351,6 +351,7 @@ locals {
 
   workloads = {
     for name, w in var.workloads : name => {
+      firestore = w.firestore
       ksa       = coalesce(w.ksa, name)
       namespace = w.namespace
     }
@@ -365,6 +366,8 @@ locals {
     )
   ]...)
   workload_topics = merge([
-    for name, w in var.workloads : { for topic in w.topics : "${name}.${topic}" => { topic = topic, workload = name } }
+    for name, w in var.workloads : {
+      for topic in distinct(concat(w.topics, w.internal_topics ? local.internal_topics : [])) : "${name}.${topic}" => { topic = topic, workload = name }
+    }
   ]...)
 }

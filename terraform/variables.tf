@@ -296,13 +296,15 @@ variable "smtp" {
 }
 
 variable "workloads" {
-  description = "Long-running workloads on GKE, by name (= their Google service account id): the Kubernetes namespace and service account bound by workload identity, the catalog partners whose pull subscriptions they read, and extra subscriptions and topics."
+  description = "Long-running workloads on GKE, by name (= their Google service account id): the Kubernetes namespace and service account bound by workload identity, the catalog partners whose pull subscriptions they read, extra subscriptions and topics, whether it reads and writes Firestore, and whether it republishes the platform's own events (every non-external topic, as the outbox relay does)."
   type = map(object({
-    ksa           = optional(string)
-    namespace     = string
-    partners      = optional(list(string), [])
-    subscriptions = optional(list(string), [])
-    topics        = optional(list(string), [])
+    firestore       = optional(bool, false)
+    internal_topics = optional(bool, false)
+    ksa             = optional(string)
+    namespace       = string
+    partners        = optional(list(string), [])
+    subscriptions   = optional(list(string), [])
+    topics          = optional(list(string), [])
   }))
   default = {}
 

@@ -392,8 +392,8 @@ def test_no_run_time_account_holds_secretmanager_admin() -> None:
             continue
         assert role != "roles/secretmanager.admin", f"{path.relative_to(ROOT)}: {rtype}.{name}"
         assert "secretmanager.admin" not in str(body)
-    role = module_resource("iam", "google_project_iam_custom_role", "runtime_secrets")
-    permissions = {scalar(p) for p in role["permissions"]}
+    custom = module_resource("iam", "google_project_iam_custom_role", "runtime_secrets")
+    permissions = {str(scalar(p)) for p in custom["permissions"]}
     assert permissions and all(p.startswith("secretmanager.") for p in permissions)
     assert not [p for p in permissions if "IamPolicy" in p], "no permission to change who may read"
     assert {"secretmanager.secrets.create", "secretmanager.versions.add", "secretmanager.secrets.delete"} <= (
@@ -482,3 +482,46 @@ def test_external_publishers_publish_only_external_topics(
     checks = (TF / "checks.tf").read_text(encoding="utf-8")
     assert 'check "external_publishers_are_external_topics"' in checks
     assert "setsubtract(keys(var.external_publishers), local.external_topics)" in checks
+
+
+# --------------------------------------------------------------------------------------------------------
+# 4. The GKE workloads
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_the_outbox_relay_worker_runs_with_workload_identity() -> None:
+    import yaml
+
+    tfvars = (TF / "workloads.auto.tfvars").read_text(encoding="utf-8")
+    relay = re.search(r'"outbox-relay" = \{(.*?)\n  \}', tfvars, re.S)
+    assert relay is not None
+    for setting in (
+        'namespace       = "platform"',
+        'ksa             = "outbox-relay"',
+        "firestore       = true",
+    ):
+        assert setting in relay.group(1), setting
+    assert "internal_topics = true" in relay.group(1)
+    grant = module_resource("gke", "google_project_iam_member", "workload_datastore")
+    assert scalar(grant["role"]) == "roles/datastore.user"
+    assert expression(grant["for_each"]).replace(" ", "") == "{forname,winvar.workloads:name=>wifw.firestore}"
+    documents = list(yaml.safe_load_all((TF / "k8s" / "outbox-relay.yaml").read_text(encoding="utf-8")))
+    by_kind = {d["kind"]: d for d in documents}
+    account = by_kind["ServiceAccount"]["metadata"]
+    assert (account["namespace"], account["name"]) == ("platform", "outbox-relay")
+    assert account["annotations"]["iam.gke.io/gcp-service-account"] == (
+        "outbox-relay@${PROJECT_ID}.iam.gserviceaccount.com"
+    )
+    pod = by_kind["Deployment"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "outbox-relay"
+    (container,) = pod["containers"]
+    assert container["image"] == "${IMAGE}"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["exec"]["command"][:4] == [
+        "python",
+        "-m",
+        "workers.outbox_relay",
+        "--check",
+    ]
+    dockerfile = (ROOT / "workers" / "Dockerfile").read_text(encoding="utf-8")
+    assert 'ENTRYPOINT ["python", "-m", "workers.outbox_relay"]' in dockerfile

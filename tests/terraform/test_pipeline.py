@@ -74,6 +74,8 @@ def test_ci_tests_builds_once_uploads_once_and_plans_every_environment() -> None
         "test",
         "build",
         "upload",
+        "image",
+        "push",
         "fetch",
         *(f"plan-{env}" for env in ENVIRONMENTS),
     ]
@@ -99,6 +101,11 @@ def test_promotion_applies_the_approved_plan_in_order_from_the_same_artifact() -
     steps = {step["id"]: step for step in load("promote")["steps"]}
     assert 'artifact.sh fetch "$$COMMIT"' in commands(steps["fetch"])
     assert '/workspace/artifact/pipeline/terraform.sh apply "${_ENV}"' in commands(steps["apply"])
+    # The GKE workloads follow, with the worker image the CI stage built for the same commit.
+    assert "pipeline/workloads.sh" in commands(steps["workloads"])
+    assert "${_WORKER_IMAGE}:${COMMIT_SHA}" in commands(steps["workloads"])
+    image = {s["id"]: s for s in load("ci")["steps"]}["image"]
+    assert "${_WORKER_IMAGE}:${COMMIT_SHA}" in image["args"] and "workers/Dockerfile" in image["args"]
     script = (PIPELINE / "terraform.sh").read_text(encoding="utf-8")
     assert 'declare -A previous=([dev]="" [staging]=dev [prod]=staging)' in script
     assert set(ENVIRONMENTS) == {

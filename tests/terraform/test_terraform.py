@@ -844,8 +844,13 @@ def test_queues_secrets_and_partners_are_granted_resource_by_resource(
     for binding in evaluated["workload_subscriptions"].values():
         by_workload.setdefault(binding["workload"], set()).add(binding["subscription"])
     assert by_workload == {"analytics-pipeline": analytics_subscriptions}
-    assert set(evaluated["workloads"]) == {"analytics-pipeline", "billing-worker"}
-    assert evaluated["workload_topics"] == {}
+    assert set(evaluated["workloads"]) == {"analytics-pipeline", "billing-worker", "outbox-relay"}
+    # The outbox relay worker republishes any API's events, like the outbox_relay function.
+    topics_by_workload: dict[str, set[str]] = {}
+    for binding in evaluated["workload_topics"].values():
+        topics_by_workload.setdefault(binding["workload"], set()).add(binding["topic"])
+    internal = {e.topic for e in catalog.events if e.publisher != EXTERNAL}
+    assert topics_by_workload == {"outbox-relay": internal}
 
 
 def iam_roles() -> Iterator[tuple[Path, str, str, dict[str, Any], str]]:
