@@ -230,12 +230,13 @@ locals {
 
   # roles/pubsub.publisher, topic by topic: a function publishes the events its API publishes (the
   # outbox publishes after commit in whichever function ran the use case); an events function also
-  # parks failed events on its API's dead-letter topic. A kernel function (its package is no
-  # catalog API: the outbox relay) republishes any API's events, so it gets every non-external topic.
+  # parks failed events on its API's dead-letter topic. A kernel service function (its package is no
+  # catalog API and it is not public: the outbox relay) republishes any API's events, so it gets every
+  # non-external topic; a public function of no API (a web portal) publishes nothing.
   internal_topics = sort([for e in local.catalog.events : e.topic if e.publisher != "external"])
   function_topics = {
     for name, f in local.functions : name => (
-      f.api == null ? local.internal_topics : sort([for e in local.catalog.events : e.topic if e.publisher == f.api])
+      f.api == null ? (f.public ? [] : local.internal_topics) : sort([for e in local.catalog.events : e.topic if e.publisher == f.api])
     )
   }
   topic_publishers = merge(

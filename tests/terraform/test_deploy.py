@@ -11,6 +11,7 @@ the rest read from the HCL (python-hcl2), as in test_terraform.py.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -384,6 +385,37 @@ def test_every_public_function_is_served_by_the_load_balancer_with_cloud_armor()
         assert f'"{rule}-v33-stable"' in waf.group(1), rule
     proxy = module_resource("edge", "google_compute_target_https_proxy", "edge")
     assert expression(proxy["ssl_policy"]) == "google_compute_ssl_policy.edge.id"
+
+
+def test_a_new_http_function_is_exposed_by_the_manifest_alone(workspace: Path, tmp_path: Path) -> None:
+    """A public function added to a package's TRIGGERS (say a web portal) is behind the load balancer,
+    with the APIs' ingress, and gets no grant it did not declare: no Terraform edit."""
+    base = tmp_path / "ws"
+    shutil.copytree(workspace / "terraform", base / "terraform")
+    (base / "schemas").symlink_to(ROOT / "schemas", target_is_directory=True)
+    shutil.copytree(workspace / "build", base / "build", symlinks=True)
+    manifest = json.loads((base / "build" / "manifest.json").read_text())
+    manifest.append({**manifest[0], "name": "web_console", "package": "web_console", "trigger": "http"})
+    manifest[-1].update(calls=[], needs=[], source_dir="web_console")
+    (base / "build" / "manifest.json").write_text(json.dumps(manifest))
+    found = console(
+        base,
+        {
+            "edge": "toset([for name, f in local.functions : name if f.public])",
+            "function": 'local.functions["web_console"]',
+            "topics": 'local.function_topics["web_console"]',
+            "env": 'local.function_env["web_console"]',
+        },
+        *root_vars("dev"),
+    )
+    assert "web_console" in found["edge"]
+    assert found["edge"] == sorted(n for n in found["edge"])  # every public function, by name
+    assert found["function"]["ingress"] == "ALLOW_INTERNAL_AND_GCLB"
+    assert (found["function"]["invokers"], found["function"]["vpc_egress"]) == ([], False)
+    assert found["topics"] == [], "a public function of no API publishes nothing"
+    assert not {"CMP_SERVICE_CALLERS", "CMP_SERVICE_INVOKERS", "CMP_TASKS_INVOKER_ACCOUNT"} & set(
+        found["env"]
+    )
 
 
 def test_no_run_time_account_holds_secretmanager_admin() -> None:

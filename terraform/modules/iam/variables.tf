@@ -7,11 +7,8 @@ variable "functions" {
     secret_prefix = optional(string) # "<api-slug>--": the run-time secrets of a "webhook-secrets" function
   }))
 
-  validation {
-    condition     = alltrue([for f in values(var.functions) : length(setsubtract(f.needs, ["identity-admin", "webhook-secrets", "smtp-relay"])) == 0])
-    error_message = "A function needs something this module does not grant: known needs are \"identity-admin\", \"webhook-secrets\" and \"smtp-relay\" (functions/manifest.py NEED_KINDS)."
-  }
-
+  # Which needs exist is functions/manifest.py's (NEED_KINDS, checked at build): this module acts on
+  # "identity-admin" and "webhook-secrets" and ignores the others (settings, not grants).
   validation {
     condition     = alltrue([for f in values(var.functions) : f.secret_prefix != null && can(regex("^[a-z0-9-]+--$", f.secret_prefix)) if contains(f.needs, "webhook-secrets")])
     error_message = "A \"webhook-secrets\" function needs its API's secret_prefix (\"<api-slug>--\")."
@@ -19,7 +16,7 @@ variable "functions" {
 
   validation {
     condition     = alltrue([for f in values(var.functions) : contains(["http", "tasks"], f.kind) if contains(f.needs, "webhook-secrets")])
-    error_message = "\"webhook-secrets\" is granted to http functions (secretmanager.admin) and tasks functions (secretAccessor) only."
+    error_message = "\"webhook-secrets\" is granted to http functions (the run-time secrets role) and tasks functions (secretAccessor) only."
   }
 }
 
