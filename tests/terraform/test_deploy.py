@@ -207,6 +207,65 @@ def test_bootstrap_state_bucket_and_deployer(bootstrap: dict[str, Any]) -> None:
     assert depends_on(sleep) == {"google_project_service.foundation"}
 
 
+# The deployer role that creates and changes each resource type of the platform stage.
+DEPLOYER_ROLE_OF = {
+    "google_artifact_registry_": "roles/artifactregistry.admin",
+    "google_billing_budget": "roles/billing.costsManager",  # on the billing account (bootstrap input)
+    "google_cloud_run_": "roles/run.admin",
+    "google_cloud_scheduler_": "roles/cloudscheduler.admin",
+    "google_cloud_tasks_": "roles/cloudtasks.admin",
+    "google_cloudfunctions2_": "roles/cloudfunctions.admin",
+    "google_compute_backend_service": "roles/compute.loadBalancerAdmin",
+    "google_compute_firewall": "roles/compute.securityAdmin",
+    "google_compute_global_": "roles/compute.loadBalancerAdmin",
+    "google_compute_managed_ssl_certificate": "roles/compute.loadBalancerAdmin",
+    "google_compute_network": "roles/compute.networkAdmin",
+    "google_compute_region_network_endpoint_group": "roles/compute.loadBalancerAdmin",
+    "google_compute_router": "roles/compute.networkAdmin",
+    "google_compute_security_policy": "roles/compute.securityAdmin",
+    "google_compute_ssl_policy": "roles/compute.loadBalancerAdmin",
+    "google_compute_subnetwork": "roles/compute.networkAdmin",
+    "google_compute_target_": "roles/compute.loadBalancerAdmin",
+    "google_compute_url_map": "roles/compute.loadBalancerAdmin",
+    "google_container_": "roles/container.admin",
+    "google_firestore_": "roles/datastore.owner",
+    "google_identity_platform_": "roles/identityplatform.admin",
+    "google_logging_": "roles/logging.configWriter",
+    "google_monitoring_alert_policy": "roles/monitoring.alertPolicyEditor",
+    "google_project_iam_custom_role": "roles/iam.roleAdmin",
+    "google_project_iam_member": "roles/resourcemanager.projectIamAdmin",
+    "google_project_service": "roles/serviceusage.serviceUsageAdmin",
+    "google_pubsub_": "roles/pubsub.admin",
+    "google_secret_manager_": "roles/secretmanager.admin",
+    "google_service_account": "roles/iam.serviceAccountAdmin",
+    "google_storage_": "roles/storage.admin",
+    "google_vpc_access_": "roles/vpcaccess.admin",
+}
+
+
+def test_the_deployer_may_create_every_resource_of_the_platform_stage(bootstrap: dict[str, Any]) -> None:
+    roles = set(bootstrap["deployer_roles"]) | {"roles/billing.costsManager"}
+    for path, rtype, name, _ in resources():
+        if path.parent == BOOTSTRAP or not rtype.startswith("google_"):
+            continue
+        role = next(
+            (
+                r
+                for prefix, r in sorted(DEPLOYER_ROLE_OF.items(), key=lambda i: -len(i[0]))
+                if rtype.startswith(prefix)
+            ),
+            None,
+        )
+        assert role is not None, (
+            f"{path.relative_to(ROOT)}: which deployer role creates {rtype}? (DEPLOYER_ROLE_OF)"
+        )
+        assert role in roles, f"{rtype}.{name} needs {role}, which the deployer does not hold"
+    # Functions, queues and jobs run as accounts the deployer creates: it must act as them.
+    assert "roles/iam.serviceAccountUser" in roles
+    grant = bootstrap_resource("google_billing_account_iam_member", "deployer_budgets")
+    assert scalar(grant["role"]) == "roles/billing.costsManager"
+
+
 def test_everything_waits_for_the_apis() -> None:
     sleep = root_resource("time_sleep", "apis_ready")
     assert depends_on(sleep) == {"google_project_service.service"}
