@@ -8,17 +8,21 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 NODE_MODULES := emulators/auth/node_modules
 
-# The emulator tests mostly wait on the emulators, so more workers than cores pay: each worker starts
-# its own emulator suite on free ports (about 2 GB of memory each).
+# The emulator tests mostly wait on the emulators, so more workers than cores pay: the workers share
+# the Firestore, Pub/Sub, Tasks and Secret Manager emulators, each with a project, an Auth emulator,
+# an SMTP sink and a functions host of its own.
 TEST_WORKERS ?= 4
+BUILD_DIR ?= build
 
-.PHONY: help setup run test test-fast lint fmt schemas build bench prereqs clean plan-check
+.PHONY: help setup run test test-fast lint fmt schemas build bench prereqs prereqs-python clean plan-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-prereqs: ## Check the tools the local suite needs, and say what to install
+prereqs-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: install python3.11")'
+
+prereqs: prereqs-python ## Check the tools the local suite needs, and say what to install
 	@command -v java >/dev/null || { echo "Java 11+ is needed by the Firestore and Pub/Sub emulators: install openjdk-17-jre-headless" >&2; exit 2; }
 	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed by the Firebase Auth emulator: install nodejs and npm" >&2; exit 2; }
 
@@ -64,8 +68,9 @@ plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module 
 schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models
 	$(PY) -m shared.contracts.schemagen
 
-build: $(STAMPS)/venv ## One deployable source folder per function in build/
-	$(PY) -m functions.build
+# Python alone (the standard library): no virtualenv, Java or npm, so a build machine stays small.
+build: prereqs-python ## One deployable source folder per function in build/ (needs only Python 3.11+)
+	$(PYTHON) -m functions.build --out $(BUILD_DIR)
 
 bench: setup ## Measure cold start, latency and throughput against baselines in the same run
 	$(PY) -m tests.bench

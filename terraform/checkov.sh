@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Static security checks of terraform/ with checkov, installed into its own virtualenv
-# (terraform/.venv-checkov, git-ignored): checkov's pins clash with the project's dependencies.
+# Static security checks of terraform/ (the HCL, and the Kubernetes manifests of k8s/) with checkov,
+# installed into its own virtualenv (terraform/.venv-checkov, git-ignored): checkov's pins clash with
+# the project's dependencies.
 #
 #   terraform/checkov.sh          install on first use, then scan
 #
 # Exit codes: 0 clean, 1 failed checks, 3 checkov could not be installed (no package index).
-# Every accepted finding is skipped next to its resource: `#checkov:skip=CKV_...: reason`.
+# Every accepted finding is skipped next to its resource: `#checkov:skip=CKV_...: reason` in HCL, a
+# `checkov.io/skipN: CKV_K8S_...=reason` annotation in the Kubernetes manifests of terraform/k8s/.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -22,5 +24,5 @@ if [[ ! -x "$venv/bin/checkov" ]]; then
 fi
 
 cd "$here/.."
-exec "$venv/bin/checkov" -d terraform --framework terraform --skip-download --compact --quiet \
+exec "$venv/bin/checkov" -d terraform --framework terraform kubernetes --skip-download --compact --quiet \
   --skip-path .venv-checkov --skip-path .terraform

@@ -52,3 +52,41 @@ check "workload_partners_are_catalog_partners" {
     error_message = "workloads[*].partners names a partner slug that schemas/catalog.json does not have."
   }
 }
+
+check "external_publishers_are_external_topics" {
+  assert {
+    condition     = length(setsubtract(keys(var.external_publishers), local.external_topics)) == 0
+    error_message = "external_publishers names a topic that is not an external event of schemas/catalog.json (the platform's own topics are published by its functions only)."
+  }
+}
+
+# The Identity Platform admin roles are project-wide: they belong on functions the internet cannot call.
+check "identity_admin_only_on_private_functions" {
+  assert {
+    condition     = alltrue([for f in values(local.functions) : !f.public if contains(f.needs, "identity-admin")])
+    error_message = "A public (http) function needs identity-admin: move Identity Platform administration to its API's tasks function."
+  }
+}
+
+check "load_balancer_default_function_is_public" {
+  assert {
+    condition     = var.load_balancer.default_function == null || try(local.functions[var.load_balancer.default_function].public, false)
+    error_message = "load_balancer.default_function must be an http function of build/manifest.json."
+  }
+}
+
+# A package's functions sign their tasks as their queue's invoker (CMP_TASKS_INVOKER_ACCOUNT): one
+# queue per package. The queue-level OIDC override holds either way; this keeps the two in agreement.
+check "one_queue_per_package" {
+  assert {
+    condition     = alltrue([for queues in values(local.package_queues) : length(queues) <= 1])
+    error_message = "A package's tasks target more than one queue: CMP_TASKS_INVOKER_ACCOUNT is left unset for it."
+  }
+}
+
+check "queue_targets_are_tasks_functions" {
+  assert {
+    condition     = alltrue([for q in values(local.queues) : try(local.functions[q.target_function].kind, null) == "tasks"])
+    error_message = "A catalog queue targets a function build/manifest.json does not have as a tasks function: nobody may invoke it."
+  }
+}

@@ -19,5 +19,5 @@ resource "google_identity_platform_config" "this" {
     }
   }
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
 }

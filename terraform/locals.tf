@@ -31,15 +31,27 @@ locals {
   # shared/config.py Settings.function_url: "<base>/<function>", the OIDC audience of every service call.
   functions_base_url = "https://${var.region}-${var.project_id}.cloudfunctions.net"
 
-  # Who calls the non-HTTP functions. "pubsub-push" and "cloud-tasks" are the accounts the local
-  # suite signs as (emulators/provision.py) and shared/config.py's default tasks account.
-  invoker_account_ids = {
-    push      = "pubsub-push"
-    scheduler = "cloud-scheduler"
-    tasks     = "cloud-tasks"
-  }
+  # Who calls the non-HTTP functions: Pub/Sub push and Cloud Scheduler sign as one account each
+  # ("pubsub-push" is the account the local suite signs as, emulators/provision.py); Cloud Tasks signs
+  # as one account PER QUEUE, invoker of that queue's target function only, so a function that may
+  # enqueue on its own queue can never drive another API's task handler. "queue:<name>" keys.
+  queue_invoker_names = { for q in local.catalog.queues : q.name => "tasks-${q.name}" }
+  invoker_account_ids = merge(
+    { push = "pubsub-push", scheduler = "cloud-scheduler" },
+    {
+      for queue, id in local.queue_invoker_names : "queue:${queue}" => length(id) <= 30 ? id : "${substr(id, 0, 23)}-${substr(sha1(id), 0, 6)}"
+    },
+  )
   invoker_emails = { for key, id in local.invoker_account_ids : key => "${id}@${var.project_id}.iam.gserviceaccount.com" }
-  kind_invoker   = { "pubsub-push" = "push", scheduler = "scheduler", tasks = "tasks" }
+  kind_invoker   = { "pubsub-push" = "push", scheduler = "scheduler" }
+
+  # The queue a package's functions enqueue on (its tasks function's queue): they sign their tasks as
+  # that queue's invoker (CMP_TASKS_INVOKER_ACCOUNT), and the queue enforces it (modules/tasks).
+  package_queues = {
+    for package in distinct([for f in local.manifest : f.package]) : package => [
+      for q in local.catalog.queues : q.name if try(local.built[q.target_function].package, null) == package
+    ]
+  }
 
   # --- Pub/Sub ----------------------------------------------------------------------------------
 
@@ -131,13 +143,28 @@ locals {
       needs       = f.needs # project-level capabilities, e.g. "identity-admin" (NEEDS in its main.py)
       package     = f.package
       schedule    = startswith(f.trigger, "scheduler:") ? trimprefix(f.trigger, "scheduler:") : null
-      sha256      = f.sha256
-      source_dir  = "${local.build_dir}/${f.source_dir}"
-      url         = "${local.functions_base_url}/${f.name}"
-      # "http" functions are public (authentication is in the app); the others are invoked by one
-      # service account each: Pub/Sub push, Cloud Tasks or Cloud Scheduler.
-      invoker = split(":", f.trigger)[0] == "http" ? "allUsers" : local.kind_invoker[split(":", f.trigger)[0]]
-      ingress = split(":", f.trigger)[0] == "http" ? "ALLOW_ALL" : var.service_ingress
+      # Secrets an API creates at run time (NEEDS "webhook-secrets") are named "<api-slug>--<name>": its
+      # grants are conditioned on that prefix (modules/iam), so no API reaches another's secrets.
+      secret_prefix = try("${local.apis_by_module[f.package].slug}--", null)
+      sha256        = f.sha256
+      source_dir    = "${local.build_dir}/${f.source_dir}"
+      url           = "${local.functions_base_url}/${f.name}"
+      # "http" functions are public APIs (authentication is in the app), reached through the load
+      # balancer when there is one; the others are invoked by their own service accounts only: Pub/Sub
+      # push, Cloud Scheduler, or the invoker of each queue that targets them.
+      public = split(":", f.trigger)[0] == "http"
+      invokers = (
+        split(":", f.trigger)[0] == "http" ? [] :
+        split(":", f.trigger)[0] == "tasks" ? sort([for q in local.catalog.queues : "queue:${q.name}" if q.target_function == f.name]) :
+        [local.kind_invoker[split(":", f.trigger)[0]]]
+      )
+      # Pub/Sub, Cloud Tasks and Cloud Scheduler of the same project are internal traffic: their targets
+      # take nothing else. The APIs take internal traffic and the load balancer's, or (no load balancer)
+      # everything.
+      ingress = split(":", f.trigger)[0] != "http" ? "ALLOW_INTERNAL_ONLY" : var.load_balancer.enabled ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_ALL"
+      # A function calling another's API must reach it as internal traffic once the APIs refuse the
+      # internet: all its egress goes through the VPC connector (Private Google Access, Cloud NAT).
+      vpc_egress = var.load_balancer.enabled && length(f.calls) > 0
       settings = {
         available_cpu    = coalesce(try(var.function_overrides[f.name].available_cpu, null), var.function_defaults.available_cpu)
         available_memory = coalesce(try(var.function_overrides[f.name].available_memory, null), var.function_defaults.available_memory)
@@ -170,14 +197,17 @@ locals {
         CMP_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
         CMP_PROJECT_ID            = var.project_id
         CMP_SERVICE_AUTH          = "oidc"
-        CMP_TASKS_INVOKER_ACCOUNT = local.invoker_emails.tasks
       },
-      # Service endpoints accept OIDC tokens of their one invoker, minted for their own URL. The
+      # Tasks are signed as the invoker of the package's queue (shared/tasks.py); the queue enforces it.
+      length(local.package_queues[f.package]) == 1 ? {
+        CMP_TASKS_INVOKER_ACCOUNT = local.invoker_emails["queue:${local.package_queues[f.package][0]}"]
+      } : tomap({}),
+      # Service endpoints accept OIDC tokens of their invokers only, minted for their own URL. The
       # audience is explicit: the K_SERVICE fallback in shared/auth.py would see the Cloud Run
       # service name, which Cloud Functions derives with hyphens instead of underscores.
       f.kind == "http" ? tomap({}) : tomap({
         CMP_SERVICE_AUDIENCE = f.url
-        CMP_SERVICE_INVOKERS = jsonencode([local.invoker_emails[f.invoker]])
+        CMP_SERVICE_INVOKERS = jsonencode([for key in f.invokers : local.invoker_emails[key]])
       }),
       # An HTTP API called by other functions accepts their accounts' OIDC tokens, minted for its URL.
       # Without callers it gets neither variable, and refuses every service token (shared/auth.py).
@@ -200,12 +230,13 @@ locals {
 
   # roles/pubsub.publisher, topic by topic: a function publishes the events its API publishes (the
   # outbox publishes after commit in whichever function ran the use case); an events function also
-  # parks failed events on its API's dead-letter topic. A kernel function (its package is no
-  # catalog API: the outbox relay) republishes any API's events, so it gets every non-external topic.
+  # parks failed events on its API's dead-letter topic. A kernel service function (its package is no
+  # catalog API and it is not public: the outbox relay) republishes any API's events, so it gets every
+  # non-external topic; a public function of no API (a web portal) publishes nothing.
   internal_topics = sort([for e in local.catalog.events : e.topic if e.publisher != "external"])
   function_topics = {
     for name, f in local.functions : name => (
-      f.api == null ? local.internal_topics : sort([for e in local.catalog.events : e.topic if e.publisher == f.api])
+      f.api == null ? (f.public ? [] : local.internal_topics) : sort([for e in local.catalog.events : e.topic if e.publisher == f.api])
     )
   }
   topic_publishers = merge(
@@ -233,6 +264,11 @@ locals {
       max_doublings             = q.max_doublings
       min_backoff               = "${q.min_backoff_seconds}s"
       target_function           = q.target_function
+      # The queue pins its tasks' identity and host (modules/tasks): its own invoker's OIDC token for
+      # its target's URL, on the project's functions domain, whatever a task asks for.
+      invoker         = "queue:${q.name}"
+      target_audience = "${local.functions_base_url}/${q.target_function}"
+      target_host     = trimprefix(local.functions_base_url, "https://")
     }
   }
   # roles/cloudtasks.enqueuer on a queue for the functions of the package its target belongs to.
@@ -242,13 +278,27 @@ locals {
       if try(local.built[q.target_function].package, null) == f.package
     }
   ]...)
-  tasks_enqueuers = sort(distinct([for binding in values(local.queue_enqueuers) : binding.function]))
+  # The queue's task identity must be actAs-able by whoever creates its tasks: on that queue's invoker only.
+  tasks_act_as = {
+    for key, binding in local.queue_enqueuers : key => { function = binding.function, invoker = "queue:${binding.queue}" }
+  }
 
   # --- Secret Manager ---------------------------------------------------------------------------
 
   secret_accessors = merge([
     for secret, s in var.secrets : {
       for name in s.accessors : "${name}.${secret}" => { function = name, secret = secret }
+    }
+  ]...)
+
+  # --- External publishers -----------------------------------------------------------------------
+
+  # The domains outside the platform (billing, privacy, support, analytics) publish the catalog's
+  # external events: roles/pubsub.publisher on the external topics they own, nothing else.
+  external_topics = sort([for e in local.catalog.events : e.topic if e.publisher == "external"])
+  external_publishers = merge([
+    for topic, members in var.external_publishers : {
+      for member in members : "${topic}.${member}" => { member = member, topic = topic }
     }
   ]...)
 
@@ -302,6 +352,7 @@ locals {
 
   workloads = {
     for name, w in var.workloads : name => {
+      firestore = w.firestore
       ksa       = coalesce(w.ksa, name)
       namespace = w.namespace
     }
@@ -316,6 +367,8 @@ locals {
     )
   ]...)
   workload_topics = merge([
-    for name, w in var.workloads : { for topic in w.topics : "${name}.${topic}" => { topic = topic, workload = name } }
+    for name, w in var.workloads : {
+      for topic in distinct(concat(w.topics, w.internal_topics ? local.internal_topics : [])) : "${name}.${topic}" => { topic = topic, workload = name }
+    }
   ]...)
 }

@@ -18,9 +18,9 @@ module "iam" {
   project_id           = var.project_id
   project_number       = data.google_project.this.number
   pubsub_service_agent = local.pubsub_service_agent
-  tasks_enqueuers      = local.tasks_enqueuers
+  tasks_act_as         = local.tasks_act_as
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
 }
 
 module "firestore" {
@@ -32,7 +32,7 @@ module "firestore" {
   project_id = var.project_id
   protect    = var.environment == "prod"
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
 }
 
 module "secrets" {
@@ -45,9 +45,10 @@ module "secrets" {
     }
   }
   project_id = var.project_id
+  region     = var.region
   secrets    = { for name, s in var.secrets : name => { locations = s.locations } }
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
 }
 
 module "tasks" {
@@ -59,17 +60,18 @@ module "tasks" {
       queue  = e.queue
     }
   }
-  project_id = var.project_id
-  queues     = local.queues
-  region     = var.region
+  invoker_emails = module.iam.invoker_emails
+  project_id     = var.project_id
+  queues         = local.queues
+  region         = var.region
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
 }
 
 module "functions" {
   source = "./modules/functions"
 
-  build_service_account = var.functions_build_service_account
+  egress_cidr           = var.load_balancer.egress_cidr
   environment           = var.environment
   environment_variables = local.function_env
   functions             = local.functions
@@ -78,7 +80,25 @@ module "functions" {
   region                = var.region
   service_accounts      = module.iam.function_emails
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
+}
+
+# The public APIs behind an external HTTPS load balancer with Cloud Armor (load_balancer.enabled). Every
+# "http" function of the manifest is routed at /<function>/: a new public function needs no edit here.
+module "edge" {
+  source = "./modules/edge"
+  count  = var.load_balancer.enabled ? 1 : 0
+
+  default_function = var.load_balancer.default_function
+  domains          = var.load_balancer.domains
+  functions        = toset([for name, f in local.functions : name if f.public])
+  name             = "cmp-${var.environment}"
+  project_id       = var.project_id
+  rate_limit       = var.load_balancer.rate_limit
+  region           = var.region
+  waf_rules        = var.load_balancer.waf_rules
+
+  depends_on = [module.functions]
 }
 
 module "gke" {
@@ -90,7 +110,7 @@ module "gke" {
   region              = var.region
   workloads           = local.workloads
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
 }
 
 module "pubsub" {
@@ -121,6 +141,8 @@ module "pubsub" {
         topic  = p.topic
       }
     },
+    # The other domains (billing, privacy, support, analytics) publish the external events they own.
+    { for key, p in local.external_publishers : "external.${key}" => p },
   )
 
   subscribers = merge(
@@ -133,5 +155,5 @@ module "pubsub" {
     },
   )
 
-  depends_on = [google_project_service.service]
+  depends_on = [time_sleep.apis_ready]
 }

@@ -3,6 +3,11 @@ output "dead_letter_topics" {
   value       = module.pubsub.dead_letter_topics
 }
 
+output "function_build_service_account" {
+  description = "The account Cloud Build builds the functions as."
+  value       = module.functions.build_service_account
+}
+
 output "function_service_accounts" {
   description = "Function name -> the service account it runs as."
   value       = module.iam.function_emails
@@ -18,9 +23,21 @@ output "gke_cluster" {
   value       = module.gke.cluster
 }
 
+output "load_balancer_address" {
+  description = "The load balancer's IP address: the DNS A record of every load_balancer.domains entry (null without a load balancer)."
+  value       = one(module.edge[*].address)
+}
+
 output "partner_subscriptions" {
   description = "Partner pull subscription name -> id."
   value       = module.pubsub.partner_subscriptions
+}
+
+output "public_urls" {
+  description = "Public function name -> the URL clients use: through the load balancer, or the function's own URL without one."
+  value = var.load_balancer.enabled ? module.edge[0].urls : {
+    for name, url in module.functions.urls : name => url if local.functions[name].public
+  }
 }
 
 output "push_subscriptions" {

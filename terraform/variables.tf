@@ -1,5 +1,19 @@
-# Variables in alphabetical order. Three have no default: project_id, billing_account and environment
-# (environments/<env>.tfvars sets the last one); region defaults to the catalog's home region.
+# Variables in alphabetical order. Five have no default: project_id, billing_account, and (set by
+# environments/<env>.tfvars) environment, budget and notification_channels; region defaults to the
+# catalog's home region.
+
+variable "alerts" {
+  description = "Thresholds of the platform's alerts (monitoring.tf)."
+  type = object({
+    error_ratio           = optional(number, 0.05) # share of 5xx answers of a function over 5 minutes
+    latency_p95_ms        = optional(number, 2000) # p95 request latency of a function over 5 minutes
+    oldest_unacked_s      = optional(number, 3600) # age of the oldest unacknowledged message of a partner subscription
+    queue_depth           = optional(number, 1000) # tasks waiting in a Cloud Tasks queue
+    scheduler_failures    = optional(number, 3)    # failed runs of a Cloud Scheduler job in 15 minutes
+    unacked_push_messages = optional(number, 500)  # messages waiting in a push subscription
+  })
+  default = {}
+}
 
 variable "billing_account" {
   description = "Billing account the budget alert watches, as XXXXXX-XXXXXX-XXXXXX."
@@ -12,17 +26,21 @@ variable "billing_account" {
 }
 
 variable "budget" {
-  description = "Monthly budget of the project: amount in whole currency units and alert thresholds (fractions)."
+  description = "Monthly budget of the project: amount in whole units of currency, which must be the billing account's currency (ISO 4217, e.g. EUR, USD: Cloud Billing refuses any other), and alert thresholds (fractions)."
   type = object({
-    amount     = optional(number, 500)
-    currency   = optional(string, "EUR")
+    amount     = number
+    currency   = string
     thresholds = optional(list(number), [0.5, 0.9, 1.0])
   })
-  default = {}
 
   validation {
     condition     = var.budget.amount > 0 && alltrue([for t in var.budget.thresholds : t > 0 && t <= 2])
     error_message = "budget.amount must be positive and every threshold in (0, 2]."
+  }
+
+  validation {
+    condition     = can(regex("^[A-Z]{3}$", var.budget.currency))
+    error_message = "budget.currency must be the billing account's ISO 4217 currency code, e.g. EUR or USD."
   }
 }
 
@@ -33,6 +51,19 @@ variable "environment" {
   validation {
     condition     = contains(["dev", "staging", "prod"], var.environment)
     error_message = "environment must be one of dev, staging, prod."
+  }
+}
+
+variable "external_publishers" {
+  description = "External topic (a catalog event published by another domain: billing, privacy, support, analytics) -> the IAM members of that domain allowed to publish to it, e.g. serviceAccount:events@billing-prod.iam.gserviceaccount.com."
+  type        = map(list(string))
+  default     = {}
+
+  validation {
+    condition = alltrue(flatten([
+      for members in values(var.external_publishers) : [for m in members : can(regex("^(serviceAccount|group|principal|principalSet):", m))]
+    ]))
+    error_message = "external_publishers entries must be IAM members such as serviceAccount:NAME@PROJECT.iam.gserviceaccount.com."
   }
 }
 
@@ -77,12 +108,6 @@ variable "function_overrides" {
   default = {}
 }
 
-variable "functions_build_service_account" {
-  description = "Service account Cloud Build uses to build the functions (projects/P/serviceAccounts/EMAIL); null = the project's default build service account."
-  type        = string
-  default     = null
-}
-
 variable "gke" {
   description = "The Autopilot cluster that runs the long-running workloads: private nodes, its own VPC, and who may reach the control plane."
   type = object({
@@ -119,6 +144,42 @@ variable "labels" {
   default     = {}
 }
 
+variable "load_balancer" {
+  description = "The external HTTPS load balancer with Cloud Armor in front of the public APIs. enabled = false (an environment without a load balancer, e.g. a throwaway dev project): the APIs take traffic from anywhere at their own URLs, and no VPC connector is created. domains: the certificate's domains (DNS A records to the load_balancer output's address). default_function: the public function that answers paths no /<function>/ prefix matches."
+  type = object({
+    enabled          = optional(bool, true)
+    domains          = optional(list(string), [])
+    default_function = optional(string)
+    egress_cidr      = optional(string, "10.8.0.0/28")
+    rate_limit = optional(object({
+      count        = number
+      interval_sec = number
+    }), { count = 600, interval_sec = 60 })
+    waf_rules = optional(map(number), {
+      "lfi-v33-stable"               = 1
+      "methodenforcement-v33-stable" = 1
+      "protocolattack-v33-stable"    = 1
+      "rce-v33-stable"               = 1
+      "rfi-v33-stable"               = 1
+      "scannerdetection-v33-stable"  = 1
+      "sessionfixation-v33-stable"   = 1
+      "sqli-v33-stable"              = 1
+      "xss-v33-stable"               = 1
+    })
+  })
+  default = {}
+
+  validation {
+    condition     = !var.load_balancer.enabled || length(var.load_balancer.domains) > 0
+    error_message = "load_balancer.domains needs at least one domain (or load_balancer.enabled = false)."
+  }
+
+  validation {
+    condition     = can(cidrhost(var.load_balancer.egress_cidr, 0)) && endswith(var.load_balancer.egress_cidr, "/28")
+    error_message = "load_balancer.egress_cidr is the VPC connector's /28."
+  }
+}
+
 variable "log_level" {
   description = "CMP_LOG_LEVEL of every function."
   type        = string
@@ -143,9 +204,13 @@ variable "max_delivery_attempts" {
 }
 
 variable "notification_channels" {
-  description = "Cloud Monitoring notification channel ids (projects/P/notificationChannels/N) for alerts and the budget."
+  description = "Cloud Monitoring notification channel ids every alert and the budget notify (projects/P/notificationChannels/N): set per environment (an alert routed nowhere is noticed by nobody)."
   type        = list(string)
-  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "notification_channels entries are channel ids: projects/P/notificationChannels/N."
+  }
 }
 
 variable "partner_members" {
@@ -184,7 +249,7 @@ variable "region" {
 }
 
 variable "secrets" {
-  description = "Secret Manager secrets by name: the functions (manifest names) that may read each. Values are never in Terraform: add versions with gcloud."
+  description = "Secret Manager secrets by name: the functions (manifest names) that may read each, and replica locations (empty: the region). Values are never in Terraform: add versions with gcloud."
   type = map(object({
     accessors = optional(list(string), [])
     locations = optional(list(string), [])
@@ -197,19 +262,8 @@ variable "secrets" {
   }
 }
 
-variable "service_ingress" {
-  description = "Ingress of the functions Pub/Sub, Cloud Tasks and Cloud Scheduler call. Their run.invoker is limited to one service account either way."
-  type        = string
-  default     = "ALLOW_ALL"
-
-  validation {
-    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.service_ingress)
-    error_message = "service_ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
-  }
-}
-
 variable "services" {
-  description = "APIs enabled in the project."
+  description = "APIs the platform stage enables; bootstrap/ enables the ones needed before any plan (Service Usage, Cloud Resource Manager, IAM, Storage, Pub/Sub, Cloud Tasks)."
   type        = list(string)
   default = [
     "artifactregistry.googleapis.com",
@@ -217,17 +271,15 @@ variable "services" {
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
     "cloudscheduler.googleapis.com",
-    "cloudtasks.googleapis.com",
+    "compute.googleapis.com",
     "container.googleapis.com",
     "firestore.googleapis.com",
-    "iam.googleapis.com",
     "identitytoolkit.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
-    "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
-    "storage.googleapis.com",
+    "vpcaccess.googleapis.com",
   ]
 }
 
@@ -244,13 +296,15 @@ variable "smtp" {
 }
 
 variable "workloads" {
-  description = "Long-running workloads on GKE, by name (= their Google service account id): the Kubernetes namespace and service account bound by workload identity, the catalog partners whose pull subscriptions they read, and extra subscriptions and topics."
+  description = "Long-running workloads on GKE, by name (= their Google service account id): the Kubernetes namespace and service account bound by workload identity, the catalog partners whose pull subscriptions they read, extra subscriptions and topics, whether it reads and writes Firestore, and whether it republishes the platform's own events (every non-external topic, as the outbox relay does)."
   type = map(object({
-    ksa           = optional(string)
-    namespace     = string
-    partners      = optional(list(string), [])
-    subscriptions = optional(list(string), [])
-    topics        = optional(list(string), [])
+    firestore       = optional(bool, false)
+    internal_topics = optional(bool, false)
+    ksa             = optional(string)
+    namespace       = string
+    partners        = optional(list(string), [])
+    subscriptions   = optional(list(string), [])
+    topics          = optional(list(string), [])
   }))
   default = {}
 

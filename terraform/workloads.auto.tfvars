@@ -2,6 +2,14 @@
 # environment. Auto-loaded next to environments/<env>.tfvars. Each name is the workload's Google service
 # account id; namespace/ksa is the Kubernetes service account that impersonates it (README.md).
 workloads = {
+  # The outbox relay as a continuous worker (k8s/outbox-relay.yaml, workers/outbox_relay.py): publishes
+  # a crashed request's events within seconds; the scheduled outbox_relay function stays the backstop.
+  "outbox-relay" = {
+    namespace       = "platform"
+    ksa             = "outbox-relay"
+    firestore       = true
+    internal_topics = true
+  }
   "analytics-pipeline" = {
     namespace = "analytics"
     ksa       = "analytics-pipeline"

@@ -50,7 +50,8 @@ def message_id(endpoint_id: str, event_id: str) -> str:
 
 
 def secret_id(tenant_id: str, endpoint_id: str) -> str:
-    return f"webhook-{tenant_id}-{endpoint_id}"
+    # Under this API's own prefix "<api-slug>--": its IAM grant is conditioned on it (Terraform).
+    return f"integration-api--webhook-{tenant_id}-{endpoint_id}"
 
 
 # --- what to do after an attempt -----------------------------------------------------------------

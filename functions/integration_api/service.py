@@ -86,7 +86,11 @@ class SigningSecrets:
             request={
                 "parent": self._parent(),
                 "secret_id": domain.secret_id(tenant_id, endpoint_id),
-                "secret": {"replication": {"automatic": {}}, "labels": {"purpose": "webhook-signing"}},
+                # Replicated in the environment's region only, like the rest of its data.
+                "secret": {
+                    "replication": {"user_managed": {"replicas": [{"location": self.settings.location}]}},
+                    "labels": {"purpose": "webhook-signing"},
+                },
             }
         )
         return self._add_version(tenant_id, endpoint_id)

@@ -75,8 +75,8 @@ class StepFailed(Exception):
 
 
 def secret_id(tenant_id: str) -> str:
-    # Under the webhook-* names the webhook functions may manage (Terraform's IAM condition).
-    return f"webhook-{tenant_id}-workflows"
+    # Under this API's own prefix "<api-slug>--": its IAM grant is conditioned on it (Terraform).
+    return f"workflow-api--webhook-{tenant_id}"
 
 
 def as_json(value: Any) -> Any:
@@ -664,7 +664,8 @@ class WorkflowService:
                     "parent": parent,
                     "secret_id": secret_id(tenant_id),
                     "secret": {
-                        "replication": {"automatic": {}},
+                        # Replicated in the environment's region only, like the rest of its data.
+                        "replication": {"user_managed": {"replicas": [{"location": self.settings.location}]}},
                         "labels": {"purpose": "workflow-webhook-signing"},
                     },
                 }

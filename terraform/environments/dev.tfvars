@@ -3,8 +3,10 @@
 environment = "dev"
 region      = "europe-west1"
 
+# The currency must be the billing account's (Cloud Billing refuses any other).
 budget = {
-  amount = 200
+  amount   = 200
+  currency = "EUR"
 }
 
 function_defaults = {
@@ -15,10 +17,24 @@ gke = {
   master_authorized_networks = []
 }
 
+# Domains whose DNS A records point at the load_balancer_address output; the public APIs are served at
+# https://DOMAIN/<function>/ behind Cloud Armor. enabled = false serves them at their own URLs instead.
+load_balancer = {
+  domains = ["api.dev.cmp.example"]
+}
+
 max_delivery_attempts = 5
+
+# Where alerts and the budget notify (channel ids: projects/P/notificationChannels/N; create
+# them once in Cloud Monitoring). None in dev: alerts are visible in the console only.
+notification_channels = []
 
 # Partner slug -> members allowed to pull that partner's subscriptions (none in dev).
 partner_members = {}
+
+# External topic -> the members of the domain that publishes it, e.g. the billing domain's publisher:
+#   "payment-failed" = ["serviceAccount:events@billing-prod.iam.gserviceaccount.com"]
+external_publishers = {}
 
 # Notification API: the email provider's delivery-report signing key (read to verify reports) and the
 # SMTP relay's password (read by the send task, when CMP_SMTP_USERNAME is set).

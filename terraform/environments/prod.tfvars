@@ -3,8 +3,10 @@
 environment = "prod"
 region      = "europe-west1"
 
+# The currency must be the billing account's (Cloud Billing refuses any other).
 budget = {
   amount     = 2000
+  currency   = "EUR"
   thresholds = [0.5, 0.8, 0.9, 1.0, 1.2]
 }
 
@@ -29,11 +31,25 @@ gke = {
   master_authorized_networks = []
 }
 
+# Domains whose DNS A records point at the load_balancer_address output; the public APIs are served at
+# https://DOMAIN/<function>/ behind Cloud Armor. enabled = false serves them at their own URLs instead.
+load_balancer = {
+  domains = ["api.cmp.example"]
+}
+
 max_delivery_attempts = 5
+
+# Where alerts and the budget notify (projects/P/notificationChannels/N): the on-call
+# channel, created once in Cloud Monitoring.
+notification_channels = []
 
 # Partner slug -> members allowed to pull that partner's subscriptions, e.g.
 #   "analytics-query-api" = ["serviceAccount:reader@analytics-prod.iam.gserviceaccount.com"]
 partner_members = {}
+
+# External topic -> the members of the domain that publishes it, e.g. the billing domain's publisher:
+#   "payment-failed" = ["serviceAccount:events@billing-prod.iam.gserviceaccount.com"]
+external_publishers = {}
 
 pubsub_persistence_regions = ["europe-west1", "europe-west4"]
 

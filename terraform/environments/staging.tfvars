@@ -3,8 +3,10 @@
 environment = "staging"
 region      = "europe-west1"
 
+# The currency must be the billing account's (Cloud Billing refuses any other).
 budget = {
-  amount = 500
+  amount   = 500
+  currency = "EUR"
 }
 
 function_defaults = {
@@ -15,9 +17,23 @@ gke = {
   master_authorized_networks = []
 }
 
+# Domains whose DNS A records point at the load_balancer_address output; the public APIs are served at
+# https://DOMAIN/<function>/ behind Cloud Armor. enabled = false serves them at their own URLs instead.
+load_balancer = {
+  domains = ["api.staging.cmp.example"]
+}
+
 max_delivery_attempts = 5
 
+# Where alerts and the budget notify (projects/P/notificationChannels/N), e.g. the team's
+# email or chat channel, created once in Cloud Monitoring.
+notification_channels = []
+
 partner_members = {}
+
+# External topic -> the members of the domain that publishes it, e.g. the billing domain's publisher:
+#   "payment-failed" = ["serviceAccount:events@billing-prod.iam.gserviceaccount.com"]
+external_publishers = {}
 
 # Notification API: the email provider's delivery-report signing key (read to verify reports) and the
 # SMTP relay's password (read by the send task, when CMP_SMTP_USERNAME is set).

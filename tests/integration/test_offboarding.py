@@ -26,7 +26,11 @@ def webhook_secrets(suite: Suite, tenant_id: str) -> list[str]:
     from shared.clients import secrets_client
 
     listed = secrets_client().list_secrets(request={"parent": f"projects/{suite.project}"})
-    return [s.name for s in listed if s.name.rsplit("/", 1)[-1].startswith(f"webhook-{tenant_id}-")]
+    return [
+        s.name
+        for s in listed
+        if s.name.rsplit("/", 1)[-1].startswith(f"integration-api--webhook-{tenant_id}-")
+    ]
 
 
 def ok(response: Any, status: int = 200) -> Any:

@@ -1,7 +1,7 @@
-variable "build_service_account" {
-  description = "Service account Cloud Build uses (projects/P/serviceAccounts/EMAIL); null = the project's default."
+variable "egress_cidr" {
+  description = "The /28 of the VPC connector that carries the egress of functions calling other functions' APIs."
   type        = string
-  default     = null
+  default     = "10.8.0.0/28"
 }
 
 variable "environment" {
@@ -19,12 +19,14 @@ variable "functions" {
   type = map(object({
     entry_point = string
     ingress     = string
-    invoker     = string # "allUsers", or push | scheduler | tasks (a key of invoker_emails)
+    invokers    = list(string) # keys of invoker_emails: push | scheduler | queue:<name>
     kind        = string
+    public      = bool # run.invoker for allUsers: an HTTP API (authentication is in the app)
     schedule    = optional(string)
     sha256      = string
     source_dir  = string
     url         = string
+    vpc_egress  = bool
     settings = object({
       available_cpu    = string
       available_memory = string
@@ -36,13 +38,18 @@ variable "functions" {
   }))
 
   validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], f.ingress) && (f.public || f.ingress == "ALLOW_INTERNAL_ONLY")])
+    error_message = "Ingress is ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB, and only public functions take more than internal traffic."
+  }
+
+  validation {
     condition     = alltrue([for f in values(var.functions) : can(regex("^[0-9a-f]{64}$", f.sha256))])
     error_message = "Every function needs the sha256 content hash `make build` writes to build/manifest.json."
   }
 }
 
 variable "invoker_emails" {
-  description = "push, scheduler, tasks -> the invoker service account's email."
+  description = "push, scheduler, queue:<name> -> the invoker service account's email."
   type        = map(string)
 }
 

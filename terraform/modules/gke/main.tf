@@ -177,3 +177,13 @@ resource "google_service_account_iam_member" "workload_identity" {
   # The workload identity pool exists once the cluster does.
   depends_on = [google_container_cluster.autopilot]
 }
+
+# Firestore has no narrower IAM scope than the project: workloads that read and write documents (the
+# outbox relay marks the entries it republished) get roles/datastore.user, as the functions do.
+resource "google_project_iam_member" "workload_datastore" {
+  for_each = { for name, w in var.workloads : name => w if w.firestore }
+
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = "serviceAccount:${google_service_account.workload[each.key].email}"
+}

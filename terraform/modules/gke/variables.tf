@@ -30,8 +30,9 @@ variable "region" {
 }
 
 variable "workloads" {
-  description = "Workloads by name (= Google service account id): the Kubernetes namespace and service account that impersonate it."
+  description = "Workloads by name (= Google service account id): the Kubernetes namespace and service account that impersonate it, and whether it uses Firestore."
   type = map(object({
+    firestore = bool
     ksa       = string
     namespace = string
   }))

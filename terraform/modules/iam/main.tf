@@ -1,6 +1,7 @@
-# Identities of the platform: one service account per function, and the three accounts that call the
-# non-HTTP functions. Project-level grants are limited to roles that have no narrower scope, or (webhook
-# secrets) carry an IAM condition that narrows them to a resource name prefix.
+# Identities of the platform: one service account per function, and the accounts that call the non-HTTP
+# functions (Pub/Sub push, Cloud Scheduler, one per Cloud Tasks queue). Project-level grants are limited
+# to roles that have no narrower scope, or (run-time secrets) carry an IAM condition that narrows them
+# to a resource name prefix.
 
 resource "google_service_account" "function" {
   for_each = var.functions
@@ -63,27 +64,43 @@ resource "google_project_iam_member" "firebaseauth_admin" {
   member  = "serviceAccount:${google_service_account.function[each.key].email}"
 }
 
-# Webhook signing secrets, for the functions whose manifest entry needs "webhook-secrets": they create
-# one secret per webhook endpoint at run time (`webhook-<tenant>-<endpoint>`), so the secrets module
-# (secretAccessor on declared secrets) cannot name them. Granted at project level, each with an IAM
-# condition on the secret name prefix, so no other secret is reachable. On an "http" function the need
-# means managing them (create, add versions on rotation, delete: roles/secretmanager.admin); on a
-# "tasks" function reading versions to sign deliveries (roles/secretmanager.secretAccessor).
-resource "google_project_iam_member" "webhook_secrets_admin" {
+# Secrets an API creates at run time (webhook signing secrets), for the functions whose manifest entry
+# needs "webhook-secrets": no per-secret grant can name them, so the grants are at project level, each
+# conditioned on the API's own secret-name prefix ("<api-slug>--", var.functions[*].secret_prefix): one
+# API can never reach another's secrets, nor any secret Terraform declares. No secretmanager.admin: it
+# carries setIamPolicy. An "http" function manages its secrets (create, add versions, read, delete:
+# the custom role below); a "tasks" function reads their versions to sign deliveries.
+resource "google_project_iam_custom_role" "runtime_secrets" {
+  project     = var.project_id
+  role_id     = "cmpRuntimeSecretsManager"
+  title       = "CMP run-time secrets manager"
+  description = "Create, version, read and delete secrets; no IAM policy changes. Granted with a secret-name prefix condition."
+  permissions = [
+    "secretmanager.secrets.create",
+    "secretmanager.secrets.delete",
+    "secretmanager.secrets.get",
+    "secretmanager.versions.access",
+    "secretmanager.versions.add",
+    "secretmanager.versions.disable",
+    "secretmanager.versions.get",
+  ]
+}
+
+resource "google_project_iam_member" "runtime_secrets_manager" {
   for_each = { for name, f in var.functions : name => f if contains(f.needs, "webhook-secrets") && f.kind == "http" }
 
   project = var.project_id
-  role    = "roles/secretmanager.admin"
+  role    = google_project_iam_custom_role.runtime_secrets.name
   member  = "serviceAccount:${google_service_account.function[each.key].email}"
 
   condition {
-    title       = "webhook-secrets-only"
-    description = "Only the webhook signing secrets (webhook-<tenant>-<endpoint>)."
-    expression  = "resource.name.startsWith(\"projects/${var.project_number}/secrets/webhook-\")"
+    title       = "own-api-secrets-only"
+    description = "Only the secrets named with this function's API prefix."
+    expression  = "resource.name.startsWith(\"projects/${var.project_number}/secrets/${each.value.secret_prefix}\")"
   }
 }
 
-resource "google_project_iam_member" "webhook_secrets_accessor" {
+resource "google_project_iam_member" "runtime_secrets_accessor" {
   for_each = { for name, f in var.functions : name => f if contains(f.needs, "webhook-secrets") && f.kind == "tasks" }
 
   project = var.project_id
@@ -91,20 +108,20 @@ resource "google_project_iam_member" "webhook_secrets_accessor" {
   member  = "serviceAccount:${google_service_account.function[each.key].email}"
 
   condition {
-    title       = "webhook-secrets-only"
-    description = "Only the webhook signing secrets (webhook-<tenant>-<endpoint>)."
-    expression  = "resource.name.startsWith(\"projects/${var.project_number}/secrets/webhook-\")"
+    title       = "own-api-secrets-only"
+    description = "Only the secrets named with this function's API prefix."
+    expression  = "resource.name.startsWith(\"projects/${var.project_number}/secrets/${each.value.secret_prefix}\")"
   }
 }
 
-# A function that creates a task names the tasks invoker as the task's OIDC identity: Cloud Tasks
-# requires iam.serviceAccounts.actAs on it, granted on that one account only.
+# A function that creates tasks on a queue names the queue's invoker as the task's OIDC identity:
+# Cloud Tasks requires iam.serviceAccounts.actAs on it, granted on that one account only.
 resource "google_service_account_iam_member" "tasks_act_as" {
-  for_each = toset(var.tasks_enqueuers)
+  for_each = var.tasks_act_as
 
-  service_account_id = google_service_account.invoker["tasks"].name
+  service_account_id = google_service_account.invoker[each.value.invoker].name
   role               = "roles/iam.serviceAccountUser"
-  member             = "serviceAccount:${google_service_account.function[each.value].email}"
+  member             = "serviceAccount:${google_service_account.function[each.value.function].email}"
 }
 
 # Pub/Sub mints the push subscriptions' OIDC tokens as the push invoker. Projects created before

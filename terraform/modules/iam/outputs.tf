@@ -4,6 +4,6 @@ output "function_emails" {
 }
 
 output "invoker_emails" {
-  description = "push, scheduler, tasks -> email of the invoker account."
+  description = "push, scheduler, queue:<name> -> email of the invoker account."
   value       = { for key, sa in google_service_account.invoker : key => sa.email }
 }

@@ -8,20 +8,14 @@ resource "google_secret_manager_secret" "secret" {
   project   = var.project_id
   secret_id = each.key
 
+  # Replicas in the environment's region (or the locations the secret names), never "automatic": data
+  # stays where the environment's data lives, and a resource-location org policy accepts it.
   replication {
-    dynamic "auto" {
-      for_each = length(each.value.locations) == 0 ? [true] : []
-      content {}
-    }
-
-    dynamic "user_managed" {
-      for_each = length(each.value.locations) > 0 ? [each.value.locations] : []
-      content {
-        dynamic "replicas" {
-          for_each = user_managed.value
-          content {
-            location = replicas.value
-          }
+    user_managed {
+      dynamic "replicas" {
+        for_each = length(each.value.locations) > 0 ? each.value.locations : [var.region]
+        content {
+          location = replicas.value
         }
       }
     }

@@ -12,8 +12,13 @@ variable "project_id" {
   type        = string
 }
 
+variable "region" {
+  description = "The environment's region: where a secret without locations is replicated."
+  type        = string
+}
+
 variable "secrets" {
-  description = "Secrets by name: replica locations (empty = automatic replication). Never values."
+  description = "Secrets by name: replica locations (empty = the environment's region). Never values."
   type = map(object({
     locations = optional(list(string), [])
   }))

@@ -20,6 +20,24 @@ resource "google_cloud_tasks_queue" "queue" {
   stackdriver_logging_config {
     sampling_ratio = 1.0
   }
+
+  # The queue, not the code creating a task, decides who the task calls and as whom: every task gets
+  # the queue's own invoker's OIDC token for the target's URL (invoker of that one function only), and
+  # goes to the project's functions domain over HTTPS, whatever URL or token the task asked for.
+  http_target {
+    http_method = "POST"
+
+    uri_override {
+      scheme                    = "HTTPS"
+      host                      = each.value.target_host
+      uri_override_enforce_mode = "ALWAYS"
+    }
+
+    oidc_token {
+      service_account_email = var.invoker_emails[each.value.invoker]
+      audience              = each.value.target_audience
+    }
+  }
 }
 
 resource "google_cloud_tasks_queue_iam_member" "enqueuer" {
