@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared import logs
 from shared.catalog import Api, Catalog
 from shared.catalog import Event as CatalogEvent
+from shared.clients import publish_result
 from shared.contracts import EventPayload
 from shared.events import CloudEvent, parse_payload
 from shared.uow import Publisher, Tx, UnitOfWork
@@ -226,7 +227,7 @@ class EventIntake:
             "dead-letter-attempts": str(attempts),
             "dead-letter-error": repr(exc)[:500],
         }
-        self._publisher().publish(topic, base64.b64decode(push.message.data), **attributes).result(timeout=30)
+        publish_result(self._publisher().publish(topic, base64.b64decode(push.message.data), **attributes))
         self.db.collection(DEAD_LETTERS).document(self._dedupe_key(envelope)).set(
             {
                 "api": self.api.name,

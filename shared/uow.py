@@ -23,6 +23,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared.catalog import Catalog
+from shared.clients import publish_result
 from shared.events import CloudEvent
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class Outbox:
         published: list[str] = []
         for event, topic, future in pending:
             try:
-                future.result(timeout=30)
+                publish_result(future)
                 published.append(event.id)
             except Exception:
                 # The relay republishes it; an ordering key that failed is paused until resumed.
