@@ -148,9 +148,11 @@ def tenant_created(tenant_id: str) -> CloudEvent:
 class Handlers:
     db: firestore.Client
     calls: list[tuple[str, str]] = field(default_factory=list)  # (event name, event id)
+    extensions: list[dict[str, Any]] = field(default_factory=list)  # of every Plan Upgraded handled
 
     def plan_upgraded(self, event: Delivered, tx: Tx) -> None:
         self.calls.append(("Plan Upgraded", event.envelope.id))
+        self.extensions.append(event.envelope.extensions)
         ref = self.db.collection(EFFECTS).document(event.tenant_id)
         current = tx.get(ref) or {"count": 0, "events": []}
         tx.set(ref, {"count": current["count"] + 1, "events": [*current["events"], event.envelope.id]})
@@ -249,6 +251,22 @@ def test_the_same_id_from_another_source_is_another_event(intake: Intake) -> Non
     assert (intake.db.collection(EFFECTS).document("t_sources").get().to_dict() or {})["count"] == 2
 
 
+def test_an_event_with_extension_attributes_is_processed_and_they_are_kept(intake: Intake) -> None:
+    extensions = {
+        "tracestate": "vendor=1",
+        "partitionkey": "k1",
+        "sequence": "42",
+        "dataref": "https://billing.example/d/1",
+        "sampledrate": 10,
+        "comexamplevip": True,
+    }
+    envelope = {**json.loads(plan_upgraded("t_ext").model_dump_json()), **extensions}
+
+    assert intake.deliver(push_body(json.dumps(envelope).encode(), message_id="4001")) == (200, "processed")
+    assert intake.handlers.extensions[-1] == extensions
+    assert not [doc for doc in intake.docs(QUARANTINE) if doc.get("message_id") == "4001"]
+
+
 # --------------------------------------------------------------------------------------------------------
 # Quarantine
 # --------------------------------------------------------------------------------------------------------
@@ -283,6 +301,12 @@ QUARANTINE_CASES: dict[str, tuple[Callable[[], bytes], str, str | None]] = {
         "malformed CloudEvent",
         "3002",
     ),
+    "bad-extension-name": (
+        lambda: _envelope_with(**{"Trace-State": "x"}),
+        "malformed CloudEvent",
+        "3003",
+    ),
+    "object-extension": (lambda: _envelope_with(vendor={"a": 1}), "malformed CloudEvent", "3003"),
     "naive-time": (lambda: _envelope_with(time="2026-03-01T10:00:00"), "malformed CloudEvent", "3003"),
     "unknown-type": (
         lambda: _envelope_with(type="com.cmp.nothing.happened.v1"),
