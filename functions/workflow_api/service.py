@@ -134,7 +134,8 @@ class WorkflowService:
         )
         self.secrets = SecretAccessor()
         self._services: CallingService | None = None
-        self._http = requests.Session()
+        # Checks every URL again at each call and connects to the address it checked.
+        self._http = outbound.session(self.settings.webhooks_allow_loopback)
         # Active rules per (tenant, trigger), valid while the tenant's rules revision is unchanged:
         # an event then reads one small document instead of every active workflow.
         self._rules: dict[tuple[str, str], tuple[int, dict[str, dict[str, Any]]]] = {}
@@ -198,9 +199,19 @@ class WorkflowService:
         return self._services
 
     # --- workflows ---------------------------------------------------------------------------------
-    @staticmethod
-    def check(definition: Mapping[str, Any], builtin: bool = False) -> None:
+    def check(self, definition: Mapping[str, Any], builtin: bool = False) -> None:
+        """The definition's rules, and the SSRF guard on every webhook step's URL when it is saved (it is
+        checked again at every call)."""
         errors = domain.validate(definition, builtin)
+        if not errors:
+            for index, step in enumerate(definition["steps"]):
+                if step.get("type") == "webhook":
+                    try:
+                        outbound.check_url(
+                            step["url"], outbound.resolve, self.settings.webhooks_allow_loopback
+                        )
+                    except outbound.UnsafeUrl as exc:
+                        errors.append(domain.Invalid(f"#/steps/{index}/url", str(exc)))
         if errors:
             raise validation_failed(
                 [
@@ -681,10 +692,6 @@ class WorkflowService:
         return value, number
 
     def _webhook(self, ctx: StepContext, url: str) -> StepOutcome:
-        try:
-            outbound.check_url(url, outbound.resolve, self.settings.webhooks_allow_loopback)
-        except outbound.UnsafeUrl as exc:
-            raise StepFailed(f"the webhook URL is refused: {exc}") from exc
         settings = self._webhook_settings(ctx.tenant_id).get()
         if not settings.exists:
             raise StepFailed("the tenant has no workflow webhook secret (POST .../workflows/webhook-secret)")
@@ -711,6 +718,8 @@ class WorkflowService:
             response = self._http.post(
                 url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS, allow_redirects=False
             )
+        except outbound.UnsafeUrl as exc:  # checked at every call: DNS may have changed since it was saved
+            raise StepFailed(f"the webhook URL is refused: {exc}") from exc
         except requests.RequestException as exc:
             raise StepFailed(f"the webhook did not answer: {type(exc).__name__}") from exc
         if not 200 <= response.status_code < 300:

@@ -162,12 +162,12 @@ def test_a_contact_won_fires_the_workflow_once_signed_and_recorded(
 
 @pytest.mark.usefixtures("paused_sealing")
 def test_the_dry_run_reports_what_would_fire_and_changes_nothing(
-    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any]
+    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any], receiver: Receiver
 ) -> None:
     for contact, stage in (("con_a", "customer"), ("con_b", "opportunity"), ("con_c", "customer")):
         publish(clean, contact_updated(tenant["id"], contact, stage))
     eventually(lambda: len(stored_updates(db, tenant["id"])) == 3, what="the events to be stored")
-    draft = flows.post("", json={"name": "Draft", "definition": won_definition("https://hooks.example/won")})
+    draft = flows.post("", json={"name": "Draft", "definition": won_definition(receiver.url)})
     assert draft.status_code == 201, draft.text
     workflow_id = draft.json()["id"]
     before = quiescent(db, tenant_id=tenant["id"])
@@ -210,6 +210,23 @@ def test_versions_edit_a_draft_activate_archives_the_previous_one(flows: Api, re
     assert archived.status_code == 200 and archived.json()["status"] == "inactive"
     assert flows.delete(f"/{wid}").status_code == 204
     assert flows.get(f"/{wid}").status_code == 404
+
+
+@pytest.mark.usefixtures("paused_sealing")
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/computeMetadata/v1/", "https://10.0.0.7/x", "https://[2002:a00:1::]/x"]
+)
+def test_a_webhook_step_to_a_forbidden_address_is_refused_when_saved(
+    flows: Api, receiver: Receiver, url: str
+) -> None:
+    response = flows.post("", json={"name": "Leak", "definition": won_definition(url)})
+    assert response.status_code == 422 and response.headers["Content-Type"] == PROBLEM
+    assert [e["pointer"] for e in response.json()["errors"]] == ["#/definition/steps/2/url"]
+    workflow = flows.post("", json={"name": "Fine", "definition": won_definition(receiver.url)}).json()
+    changed = flows.patch(f"/{workflow['id']}", json={"definition": won_definition(url)})
+    assert changed.status_code == 422
+    assert flows.get(f"/{workflow['id']}").json()["versions"] == {"1": "draft"}
+    assert [w["name"] for w in flows.get("").json()["items"]] == ["Fine"]
 
 
 @pytest.mark.usefixtures("paused_sealing")
