@@ -32,13 +32,13 @@ from shared.catalog import Event as CatalogEvent
 from shared.clients import publish_result
 from shared.contracts import EventPayload
 from shared.events import CloudEvent, parse_payload
+from shared.uow import QUARANTINE as QUARANTINE  # where the intake parks what it cannot handle
 from shared.uow import Publisher, Tx, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 PROCESSED = "_processed_events"
 ATTEMPTS = "_delivery_attempts"
-QUARANTINE = "_quarantine"
 DEAD_LETTERS = "_dead_letters"
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OUTBOX = "_outbox"
+QUARANTINE = "_quarantine"  # the kernel's record of messages that can never be handled (operators)
 
 
 class Publisher(Protocol):
@@ -155,7 +156,9 @@ class Outbox:
             batch.commit()
 
     def relay(self, older_than: timedelta, limit: int = 500) -> int:
-        """Republish entries left unpublished for longer than `older_than`. Returns how many."""
+        """Republish entries left unpublished for longer than `older_than`, in commit order. Returns
+        how many. An entry that can never be published (it no longer parses, or its type left the
+        catalog) is quarantined and the relay goes on with the others."""
         cutoff = datetime.now(UTC) - older_than
         query = (
             self.db.collection(OUTBOX)
@@ -164,8 +167,38 @@ class Outbox:
             .order_by("created_at")
             .limit(limit)
         )
-        events = [CloudEvent.model_validate_json(doc.get("envelope")) for doc in query.stream()]
+        events: list[CloudEvent] = []
+        for snapshot in query.stream():
+            try:
+                event = CloudEvent.model_validate_json(snapshot.get("envelope"))
+                if event.type not in self._topics:
+                    raise ValueError(f"the type {event.type} is not in the catalog")
+            except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
+                self._quarantine(snapshot, exc)
+                continue
+            events.append(event)
         return len(self.publish(events))
+
+    def _quarantine(self, snapshot: firestore.DocumentSnapshot[Any], error: Exception) -> None:
+        """Move a poisoned entry to the quarantine (with the tenant, so offboarding erases it)."""
+        data = snapshot.to_dict() or {}
+        log.error("outbox entry quarantined", extra={"event_id": snapshot.id, "error": type(error).__name__})
+        batch = self.db.batch()
+        batch.set(
+            self.db.collection(QUARANTINE).document(f"outbox--{snapshot.id}"),
+            {
+                "api": "outbox_relay",
+                "reason": "unpublishable outbox entry",
+                "detail": str(error)[:4000],
+                "event_id": snapshot.id,
+                "type": data.get("type") if isinstance(data.get("type"), str) else None,
+                "tenant_id": data.get("tenant_id") if isinstance(data.get("tenant_id"), str) else None,
+                "body_preview": str(data.get("envelope"))[:4000],
+                "received_at": datetime.now(UTC),
+            },
+        )
+        batch.delete(snapshot.reference)
+        batch.commit()
 
 
 class StripedLocks:
