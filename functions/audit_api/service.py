@@ -50,6 +50,7 @@ ENTRIES = "audit_entries"
 BLOCKS = "audit_blocks"
 CHAIN = "audit_chain"
 HEAD = "head"
+ANCHORS = "audit_anchors"  # under the platform scope: each tenant's chain head, written by every seal
 RULES_COLLECTION = "audit_alert_rules"
 ALERTS = "audit_alerts"
 
@@ -160,6 +161,13 @@ class AuditService:
     def blocks(self, tenant_id: str) -> firestore.CollectionReference:
         return self._collection(tenant_id, BLOCKS)
 
+    def anchor(self, tenant_id: str) -> firestore.DocumentReference:
+        """The tenant's chain head as the platform trail keeps it, outside the tenant's documents."""
+        ref: firestore.DocumentReference = (
+            self.db.collection(TENANTS).document(PLATFORM_SCOPE).collection(ANCHORS).document(tenant_id)
+        )
+        return ref
+
     def head(self, tenant_id: str) -> firestore.DocumentReference:
         return self._collection(tenant_id, CHAIN).document(HEAD)
 
@@ -205,6 +213,10 @@ class AuditService:
         now = datetime.now(UTC)
         head = tx.get(self.head(tenant_id)) or {}
         seq, prev_hash = int(head.get("seq", 0)), str(head.get("hash", GENESIS))
+        anchor = tx.get(self.anchor(tenant_id)) if tenant_id != PLATFORM_SCOPE else None
+        if anchor is not None and (anchor.get("seq"), anchor.get("hash")) != (seq, prev_hash):
+            # Never extend (and re-anchor) a chain whose head moved behind the platform trail's back.
+            raise RuntimeError(f"the audit chain head of {tenant_id} does not match its anchor")
         unsealed = (
             self.entries(tenant_id)
             .where(filter=firestore.FieldFilter("sealed", "==", False))
@@ -228,7 +240,11 @@ class AuditService:
         # Reads first (Firestore transactions read before they write): a threshold alert may exist already.
         fresh = [a for a in raised if tx.get(self.alerts(tenant_id).document(a.id)) is None]
         position = {doc_id: i for i, (doc_id, _) in enumerate(batch)}
-        count = sealable_count(len(batch), [position[a.trigger_entry_id] for a in fresh], MAX_TX_WRITES)
+        count = sealable_count(
+            len(batch),
+            [position[a.trigger_entry_id] for a in fresh],
+            MAX_TX_WRITES - 1,  # the anchor
+        )
         if count == 0:
             raise RuntimeError(
                 f"one audit entry raises more alerts than a transaction can write ({tenant_id})"
@@ -241,6 +257,8 @@ class AuditService:
         for doc_id, _ in batch:
             tx.update(self.entries(tenant_id).document(doc_id), {"sealed": True, "block_seq": seq})
         tx.set(self.head(tenant_id), {"seq": seq, "hash": block["hash"], "updated_at": now})
+        if tenant_id != PLATFORM_SCOPE:
+            tx.set(self.anchor(tenant_id), {"seq": seq, "hash": block["hash"], "anchored_at": now})
         for alert in fresh:
             self._raise(tx, tenant_id, alert, now, seq)
         following = pending[count][1].get("recorded_at") if len(pending) > count else None
@@ -347,25 +365,39 @@ class AuditService:
 
     # --- verification ------------------------------------------------------------------------------
     def verify(self, tenant_id: str) -> VerifyReport:
-        """Stream the chain up to the head read first: blocks sealed meanwhile are left for next time."""
+        """Stream the chain up to the head read first (blocks sealed meanwhile are left for next time),
+        check it against its anchor in the platform trail, then account for every stored entry."""
+        anchored = self.anchor(tenant_id).get() if tenant_id != PLATFORM_SCOPE else None
+        anchor = anchored.to_dict() if anchored is not None and anchored.exists else None  # before the head
         verifier = ChainVerifier(self.head(tenant_id).get().to_dict())
+        anchor_seq = anchor.get("seq") if anchor else None
+        anchored_hash: str | None = None
         for seq in range(1, verifier.head_seq + 1):
             snapshot = self.blocks(tenant_id).document(f"{seq:012d}").get()
             block = snapshot.to_dict() if snapshot.exists else None
             listed = block.get("entry_ids") if block else None
             if not verifier.check_block(seq, block, self._entries_by_id(tenant_id, listed)):
                 return verifier.report()
+            if seq == anchor_seq and block is not None:
+                anchored_hash = str(block.get("hash"))
         if not verifier.check_head():
             return verifier.report()
-        claimed = self.entries(tenant_id).where(
-            filter=firestore.FieldFilter("block_seq", "<=", verifier.head_seq)
-        )
-        if not verifier.check_sealed_total(_count(claimed)):
+        if tenant_id != PLATFORM_SCOPE and not verifier.check_anchor(anchor, anchored_hash):
             return verifier.report()
-        unsealed = self.entries(tenant_id).where(filter=firestore.FieldFilter("block_seq", "==", None))
-        for snapshot in unsealed.stream():
-            if not verifier.check_unsealed(snapshot.to_dict() or {}, snapshot.id):
-                break
+
+        def newest_seq() -> int:
+            return int((self.head(tenant_id).get().to_dict() or {}).get("seq", 0))
+
+        now = datetime.now(UTC)
+        for snapshot in self.entries(tenant_id).select(["sealed", "block_seq"]).stream():
+            kind = verifier.account(snapshot.id, snapshot.to_dict() or {}, newest_seq)
+            if kind is None:
+                return verifier.report()
+            if kind == "unsealed":
+                entry = self.entries(tenant_id).document(snapshot.id).get().to_dict() or {}
+                if not verifier.check_unsealed(entry, snapshot.id, now):
+                    return verifier.report()
+        verifier.check_sealed_total(verifier.claimed)
         return verifier.report()
 
     def _entries_by_id(self, tenant_id: str, ids: Any) -> dict[str, dict[str, Any]]:
@@ -472,16 +504,6 @@ def rule_from_document(document: Mapping[str, Any]) -> Rule:
 
 def default_rule_document(rule_id: str) -> dict[str, Any]:
     return {**DEFAULT_RULES[rule_id].model_dump(mode="json"), "id": rule_id, "default": True}
-
-
-def _count(query: firestore.Query) -> int:
-    aggregation: Any = query.count(alias="n")  # the client's annotation of count() is wrong
-    results: Any = aggregation.get()
-    # One aggregation result per response, each a list of the requested aggregations.
-    for batch in results:
-        for result in batch if isinstance(batch, list) else [batch]:
-            return int(result.value)
-    return 0
 
 
 def build_service(platform: Platform) -> AuditService:
