@@ -109,6 +109,7 @@ class Outbox:
                     "topic": self._topics[event.type],
                     "type": event.type,
                     "tenant_id": event.tenantid,
+                    "subject": event.subject,
                     "envelope": event.model_dump_json(),
                     "published": False,
                     "created_at": now,
@@ -179,6 +180,20 @@ class Outbox:
             events.append(event)
         return len(self.publish(events))
 
+    def forget(self, tenant_id: str, subject: str) -> int:
+        """Erasure: delete the published entries (kept for their retention) of one aggregate's events,
+        so no copy of its data stays here. Unpublished ones stay until published: an event is never
+        lost. Returns how many were deleted."""
+        query = (
+            self.db.collection(OUTBOX)
+            .where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+            .where(filter=firestore.FieldFilter("subject", "==", subject))
+            .where(filter=firestore.FieldFilter("published", "==", True))
+        )
+        return write_in_batches(
+            self.db, query.select(["published"]).stream(), lambda batch, s: batch.delete(s.reference)
+        )
+
     def _quarantine(self, snapshot: firestore.DocumentSnapshot[Any], error: Exception) -> None:
         """Move a poisoned entry to the quarantine (with the tenant, so offboarding erases it)."""
         data = snapshot.to_dict() or {}
@@ -199,6 +214,27 @@ class Outbox:
         )
         batch.delete(snapshot.reference)
         batch.commit()
+
+
+def write_in_batches(
+    db: firestore.Client,
+    items: Iterable[T],
+    write: Callable[[firestore.WriteBatch, T], Any],
+    size: int = 400,
+) -> int:
+    """Apply `write` to each item in batches of `size` (Firestore takes 500 writes per batch) and commit
+    them; returns how many items were written."""
+    count = 0
+    batch = db.batch()
+    for item in items:
+        write(batch, item)
+        count += 1
+        if count % size == 0:
+            batch.commit()
+            batch = db.batch()
+    if count % size:
+        batch.commit()
+    return count
 
 
 class StripedLocks:

@@ -2,7 +2,8 @@
 
 - An entry's hash is sha256 over its canonical JSON (sorted keys, compact separators, times as RFC 3339
   UTC with microseconds) of every field except the seal flags (`hash`, `sealed`, `block_seq`), the only
-  fields that change after an entry is written.
+  fields that change after an entry is written. Its `details` enter through `details_digest` (their
+  own hash), so an erasure can replace them (ERASED_DETAILS) and the entry still verifies.
 - Entries are independent documents: recording one touches no shared document, so the trail takes
   any event rate. A seal step batches the unsealed entries into a block whose Merkle root covers their
   hashes (sha256 of the two children's hex digests concatenated; the last node of an odd level is paired
@@ -31,6 +32,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GENESIS = "0" * 64
+# An entry's details are committed to by their digest, which the entry hash covers: erasure can then
+# remove personal data from the details (ERASED_DETAILS) and the chain still verifies. Entries written
+# before digests existed hash their details directly.
+DETAILS_DIGEST = "details_digest"
+ERASED_DETAILS: dict[str, Any] = {"erased": True}
 UNSEALED_GRACE = timedelta(minutes=10)  # seals run every 2 s, the sweeper every minute
 SEAL_FIELDS = frozenset({"hash", "sealed", "block_seq"})
 
@@ -73,8 +79,15 @@ def entry_id(source: str, event_id: str) -> str:
     return sha256_hex(f"{source}\n{event_id}")[:32]
 
 
+def details_digest(details: Any) -> str:
+    return sha256_hex(canonical_json(details))
+
+
 def entry_hash(entry: Mapping[str, Any]) -> str:
-    return sha256_hex(canonical_json({k: v for k, v in entry.items() if k not in SEAL_FIELDS}))
+    content = {k: v for k, v in entry.items() if k not in SEAL_FIELDS}
+    if DETAILS_DIGEST in content:
+        content.pop("details", None)  # committed through its digest
+    return sha256_hex(canonical_json(content))
 
 
 def merkle_root(leaves: Sequence[str]) -> str:
@@ -166,6 +179,13 @@ def entry_problem(entry: Mapping[str, Any], doc_id: str) -> str | None:
         return "entry content is not canonical JSON"
     if entry.get("hash") != recomputed:
         return "entry hash mismatch: its content changed"
+    details = entry.get("details")
+    if DETAILS_DIGEST in entry and details != ERASED_DETAILS:
+        try:
+            if details_digest(details) != entry[DETAILS_DIGEST]:
+                return "entry hash mismatch: its content changed"
+        except (TypeError, ValueError):
+            return "entry content is not canonical JSON"
     source = entry.get("source_event")
     if not isinstance(source, Mapping) or entry.get("id") != entry_id(
         str(source.get("source")), str(source.get("id"))

@@ -32,7 +32,14 @@ from pydantic import (
     model_validator,
 )
 
-from functions.audit_api.chain import GENESIS, ChainVerifier, VerifyReport, build_block, sealable_count
+from functions.audit_api.chain import (
+    ERASED_DETAILS,
+    GENESIS,
+    ChainVerifier,
+    VerifyReport,
+    build_block,
+    sealable_count,
+)
 from functions.audit_api.entries import API_NAME, PLATFORM_SCOPE, audit_entry, audited_actions
 from functions.audit_api.rules import DEFAULT_RULES, RULES, Alert, Rule, ThresholdRule, evaluate
 from shared.catalog import Catalog
@@ -41,7 +48,7 @@ from shared.intake import Delivered
 from shared.platform import Platform
 from shared.problems import conflict
 from shared.tasks import TaskQueue, task_id
-from shared.uow import Tx, UnitOfWork
+from shared.uow import Tx, UnitOfWork, write_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +195,18 @@ class AuditService:
         # no committed entry is left without a seal on the way (the sweep is the backstop).
         self.scheduler.schedule(event.tenant_id, now)
         tx.create(ref, entry)
+        if event.entry.name == "Data Erasure Completed":
+            self.erase_details(event.tenant_id, str(event.envelope.data["subject_id"]))
+
+    def erase_details(self, tenant_id: str, subject_id: str) -> int:
+        """A data subject's erasure reaches the trail: the details of every entry about them are replaced
+        by ERASED_DETAILS. Their digests stay in the hashed entries, so the chain still verifies.
+        Idempotent (a redelivery erases nothing more)."""
+        about = self.entries(tenant_id).where(filter=firestore.FieldFilter("target.id", "==", subject_id))
+        pending = (s for s in about.select(["details"]).stream() if s.get("details") != ERASED_DETAILS)
+        return write_in_batches(
+            self.db, pending, lambda batch, s: batch.update(s.reference, {"details": ERASED_DETAILS})
+        )
 
     def record_platform(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Record an entry of the platform trail once; (the stored entry, whether it is new)."""

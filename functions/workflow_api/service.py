@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import requests
 from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from functions.workflow_api import domain
 from functions.workflow_api.builtins import BUILTINS, PRIVACY
@@ -526,9 +527,8 @@ class WorkflowService:
                 input=run_input,
             )
             fired.append(run_id)
-        key = hashlib.sha256(f"{envelope.source}\n{envelope.id}".encode()).hexdigest()[:40]
         tx.set(
-            self.events(tenant_id).document(key),
+            self.events(tenant_id).document(event_key(envelope.source, envelope.id)),
             {
                 "event_id": envelope.id,
                 "name": event.name,
@@ -769,7 +769,7 @@ class WorkflowService:
             response = self.services.call_with(CUSTOMER_DATA, "POST", f"{base}/{contact_id}/erasure", {})
             if not response.ok:
                 raise StepFailed(f"the erasure answered {response.status_code}")
-            self._forget(ctx.tenant_id, str(contact_id))
+            self._forget(ctx, str(contact_id), str(data.get("data_subject_email") or ""))
             summary = response.json() if response.content else {}
             return StepOutcome(
                 output={
@@ -783,20 +783,38 @@ class WorkflowService:
             output={"request_type": kind, "contact_id": contact_id, "result": "recorded for manual handling"}
         )
 
-    def _forget(self, tenant_id: str, contact_id: str) -> None:
-        """Erasure reaches our own copies too: the stored events about the contact, and the copy of
-        each such event in the input of the runs it started (the run records themselves are kept)."""
-        query = self.events(tenant_id).where(filter=firestore.FieldFilter("subject", "==", contact_id))
-        events = list(query.stream())
-        run_refs = [
-            self.engine.ref(tenant_id, r) for e in events for r in (e.to_dict() or {}).get("runs", [])
-        ]
-        found = [s.reference for s in self.db.get_all(run_refs) if s.exists] if run_refs else []
+    def _forget(self, ctx: StepContext, contact_id: str, email: str) -> None:
+        """Erasure reaches every copy this API holds: the stored events about the contact and the
+        privacy requests naming the subject's e-mail (this one included) are deleted; each run they
+        started keeps its record but not the event's data nor any step output built from it; this run
+        keeps only the request's id, type and dates."""
+        tenant_id = ctx.tenant_id
+        about = self.events(tenant_id).where(filter=firestore.FieldFilter("subject", "==", contact_id))
+        events = {s.reference.path: s for s in about.stream()}
+        if email:
+            named = self.events(tenant_id).where(
+                filter=firestore.FieldFilter("data.data_subject_email", "==", email)
+            )
+            events.update({s.reference.path: s for s in named.stream()})
+        request = self.events(tenant_id).document(
+            event_key(ctx.input["event"]["source"], ctx.input["event"]["id"])
+        )
+        run_ids = {r for e in events.values() for r in (e.to_dict() or {}).get("runs", [])} - {ctx.run_id}
+        run_refs = [self.engine.ref(tenant_id, r) for r in sorted(run_ids)]
+        runs = [s for s in self.db.get_all(run_refs) if s.exists] if run_refs else []
         batch = self.db.batch()
-        for ref in found:
-            batch.set(ref, {"input": {"event": {"data": {"erased": True}}}}, merge=["input.event.data"])
-        for snapshot in events:
-            batch.delete(snapshot.reference)
+        for run in runs:
+            erased: dict[str, Any] = {"input.event.data": {"erased": True}}
+            for step, record in ((run.to_dict() or {}).get("steps") or {}).items():
+                if isinstance(record, Mapping) and record.get("output"):
+                    erased[FieldPath("steps", step, "output").to_api_repr()] = {"erased": True}
+            batch.update(run.reference, erased)
+        batch.update(
+            self.engine.ref(tenant_id, ctx.run_id),
+            {f"input.event.data.{field}": ERASED for field in PRIVACY_PERSONAL_FIELDS},
+        )
+        for ref in {*(e.reference for e in events.values()), request}:
+            batch.delete(ref)
         batch.delete(self._hop(tenant_id, contact_id))
         batch.commit()
 
@@ -823,6 +841,16 @@ class WorkflowService:
                 payload, tenant_id=finish.tenant_id, subject=finish.run_id, source_api_slug=self.api_slug
             )
         )
+
+
+ERASED = "[erased]"
+# What a Privacy Request Received carries about the data subject (its ids and dates say nothing of them).
+PRIVACY_PERSONAL_FIELDS = ("data_subject_email",)
+
+
+def event_key(source: str, event_id: str) -> str:
+    """The stored event's document id: one per event, whatever the redeliveries."""
+    return hashlib.sha256(f"{source}\n{event_id}".encode()).hexdigest()[:40]
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from functions.audit_api.chain import (
+    ERASED_DETAILS,
     GENESIS,
     UNSEALED_GRACE,
     Broken,
@@ -19,6 +20,7 @@ from functions.audit_api.chain import (
     block_hash,
     build_block,
     canonical_json,
+    details_digest,
     entry_hash,
     entry_id,
     merkle_root,
@@ -383,3 +385,19 @@ def test_the_chain_is_checked_against_its_anchor() -> None:
     unanchored = ChainVerifier(head)
     assert not unanchored.check_anchor(None, None)
     assert ChainVerifier(None).check_anchor(None, None)  # an empty chain needs none
+
+
+def test_erased_details_still_verify_and_changed_details_do_not() -> None:
+    entry = make_entry(1)
+    entry["details_digest"] = details_digest(entry["details"])
+    entry["hash"] = entry_hash(entry)
+    erased = {**entry, "details": ERASED_DETAILS}
+    assert ChainVerifier(None).check_unsealed(erased, entry["id"])
+    changed = {**entry, "details": {**entry["details"], "reason": "forged"}}
+    verifier = ChainVerifier(None)
+    assert not verifier.check_unsealed(changed, entry["id"])
+    assert verifier.report().first_broken == Broken(
+        None, entry["id"], "entry hash mismatch: its content changed"
+    )
+    digest_changed = {**entry, "details_digest": "0" * 64}
+    assert not ChainVerifier(None).check_unsealed(digest_changed, entry["id"])
