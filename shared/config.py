@@ -35,8 +35,11 @@ class Settings(BaseSettings):
     # This function's own service account: the identity it calls other functions with.
     service_account: str | None = None
 
-    # Delivery attempts before an event is parked on the subscriber's dead-letter topic.
+    # Delivery attempts before an event is parked on the subscriber's dead-letter topic: a handler's bug
+    # (permanent failure) gets max_delivery_attempts, an outage of a dependency (transient: 503, deadline,
+    # connection) max_transient_attempts, kept under the subscriptions' Pub/Sub backstop (5 more).
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    max_transient_attempts: int = Field(default=9, ge=1, le=100)
     # How long dedupe and idempotency records are kept (Pub/Sub retains messages at most 7 days).
     dedupe_retention_days: int = Field(default=8, ge=1)
     # An outbox entry older than this is republished by the relay (the request that wrote it died).

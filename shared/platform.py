@@ -120,6 +120,7 @@ class Platform:
             self.settings.max_delivery_attempts,
             self.retention,
             serialize_by_tenant,
+            self.settings.max_transient_attempts,
         )
 
 
