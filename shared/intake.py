@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 PROCESSED = "_processed_events"
 ATTEMPTS = "_delivery_attempts"
 DEAD_LETTERS = "_dead_letters"
+# An operator's re-drive (Operations API) republishes a parked event for the one API that parked it.
+REDRIVE_ATTRIBUTE = "cmp-redrive-for"
 
 
 class PushMessage(BaseModel):
@@ -168,6 +170,9 @@ class EventIntake:
         except Quarantined as q:
             self._quarantine(body, q)
             return Outcome(200, "quarantined", q.reason)
+        addressed = (push.message.attributes or {}).get(REDRIVE_ATTRIBUTE)
+        if addressed is not None and addressed != self.api.name:
+            return Outcome(200, "not addressed", f"a re-drive for {addressed}")
         logs.tenant_id.set(envelope.tenantid)
         logs.bind_trace(envelope.traceparent)
         key = self._dedupe_key(envelope)
