@@ -539,6 +539,12 @@ class WorkflowService:
                 "data": dict(envelope.data),
                 "fired": len(fired),
                 "runs": fired,  # so an erasure of the subject reaches the runs' copies of the event
+                # A privacy request, found again by its subject's erasure (`data` is not indexed).
+                **(
+                    {"data_subject": subject_key(str(envelope.data.get("data_subject_email")))}
+                    if event.name == "Privacy Request Received"
+                    else {}
+                ),
                 "received_at": datetime.now(UTC),
                 "expire_at": envelope.time + EVENT_RETENTION,
             },
@@ -793,7 +799,7 @@ class WorkflowService:
         events = {s.reference.path: s for s in about.stream()}
         if email:
             named = self.events(tenant_id).where(
-                filter=firestore.FieldFilter("data.data_subject_email", "==", email)
+                filter=firestore.FieldFilter("data_subject", "==", subject_key(email))
             )
             events.update({s.reference.path: s for s in named.stream()})
         request = self.events(tenant_id).document(
@@ -846,6 +852,11 @@ class WorkflowService:
 ERASED = "[erased]"
 # What a Privacy Request Received carries about the data subject (its ids and dates say nothing of them).
 PRIVACY_PERSONAL_FIELDS = ("data_subject_email",)
+
+
+def subject_key(email: str) -> str:
+    """A data subject's e-mail as stored events are found by it: a hash, not the address."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 def event_key(source: str, event_id: str) -> str:
