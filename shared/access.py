@@ -32,16 +32,20 @@ first and the data after, so a snapshot is never older than the version it carri
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.authz import BUILTIN_ROLES, Principal
+from shared.config import get_settings
+from shared.problems import Problem
 
 if TYPE_CHECKING:
     from google.cloud import firestore
@@ -54,6 +58,8 @@ STATE = "access_state"
 PRINCIPALS = "access_principals"
 TENANT_STATE = "tenant"  # access_state/tenant: the tenant block
 VERSION = "version"  # access_state/version: {version: int}
+
+log = logging.getLogger(__name__)
 
 USER_MEMBER = "user:"
 GROUP_MEMBER = "group:"
@@ -299,27 +305,31 @@ class AccessLoader(Protocol):
 
 class FirestoreAccessLoader:
     """Six reads per load: the version first, then the block, roles, groups, policies and the principals
-    whose state restricts them (`restricted == true`); unrestricted principals need nothing stored."""
+    whose state restricts them (`restricted == true`); unrestricted principals need nothing stored.
+    Every read has the load's deadline (retries included)."""
 
-    def __init__(self, db: firestore.Client) -> None:
+    def __init__(self, db: firestore.Client, deadline_seconds: float = 5.0) -> None:
+        from shared.clients import call_options
+
         self.db = db
+        self._call = call_options(deadline_seconds)
 
     def _tenant(self, tenant_id: str) -> firestore.DocumentReference:
         return self.db.collection(TENANTS).document(tenant_id)
 
     def version(self, tenant_id: str) -> int:
-        snapshot = self._tenant(tenant_id).collection(STATE).document(VERSION).get()
+        snapshot = self._tenant(tenant_id).collection(STATE).document(VERSION).get(**self._call)
         return version_of(snapshot.to_dict() if snapshot.exists else None)
 
     def load(self, tenant_id: str) -> TenantAccess:
         from google.cloud import firestore
 
         tenant = self._tenant(tenant_id)
-        version = tenant.collection(STATE).document(VERSION).get()
-        state = tenant.collection(STATE).document(TENANT_STATE).get()
+        version = tenant.collection(STATE).document(VERSION).get(**self._call)
+        state = tenant.collection(STATE).document(TENANT_STATE).get(**self._call)
 
         def pairs(query: Any) -> list[tuple[str, dict[str, Any]]]:
-            return [(s.id, s.to_dict() or {}) for s in query.stream()]
+            return [(s.id, s.to_dict() or {}) for s in query.stream(**self._call)]
 
         restricted = tenant.collection(PRINCIPALS).where(
             filter=firestore.FieldFilter("restricted", "==", True)
@@ -341,8 +351,33 @@ class _Entry:
     checked_at: float
 
 
+@dataclass
+class _Flight:
+    """One tenant's load (or version check) in progress: other requests for that tenant wait on it,
+    with a deadline; requests for other tenants never see it."""
+
+    result: Future[TenantAccess]
+    started_at: float
+
+
+def access_unavailable() -> Problem:
+    return Problem(
+        503,
+        "access-unavailable",
+        "The access configuration of this tenant could not be read in time: retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 class AccessStore:
-    """Per-instance cache of tenant snapshots: bounded (LRU), thread-safe, one load per tenant at a time."""
+    """Per-instance cache of tenant snapshots: bounded (LRU), thread-safe, one load per tenant at a time.
+
+    No lock is held across I/O: a tenant's load runs in the requesting thread, and concurrent requests
+    for the same tenant wait for it at most `load_deadline_seconds`. A load that fails or overruns its
+    deadline fails only the requests of that tenant: each is served the last good snapshot when one
+    was checked within `stale_seconds`, and is otherwise answered 503 (`access_unavailable`). A load
+    older than its deadline is abandoned: the next request starts a fresh one.
+    """
 
     def __init__(
         self,
@@ -351,22 +386,31 @@ class AccessStore:
         version_check_seconds: float = 2.0,
         max_tenants: int = 1024,
         clock: Callable[[], float] = time.monotonic,
-        stripes: int = 64,
+        load_deadline_seconds: float = 5.0,
+        stale_seconds: float = 30.0,
     ) -> None:
         if max_tenants < 1:
             raise ValueError("max_tenants must be at least 1")
         self.loader = loader
         self.version_check_seconds = version_check_seconds
         self.max_tenants = max_tenants
+        self.load_deadline_seconds = load_deadline_seconds
+        self.stale_seconds = stale_seconds
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the maps below; never held across I/O
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._flights: dict[str, _Flight] = {}
         self._epoch = 0  # moves on every invalidate: a load started before it is not cached
-        self._loading = [threading.Lock() for _ in range(stripes)]
 
     @classmethod
-    def for_firestore(cls, db: firestore.Client, **options: Any) -> AccessStore:
-        return cls(FirestoreAccessLoader(db), **options)
+    def for_firestore(
+        cls, db: firestore.Client, *, load_deadline_seconds: float = 5.0, **options: Any
+    ) -> AccessStore:
+        return cls(
+            FirestoreAccessLoader(db, load_deadline_seconds),
+            load_deadline_seconds=load_deadline_seconds,
+            **options,
+        )
 
     def __len__(self) -> int:
         with self._lock:
@@ -386,23 +430,56 @@ class AccessStore:
         entry, fresh, _ = self._fresh(tenant_id)
         if entry is not None and fresh:
             return entry.snapshot
-        with self._loading[hash(tenant_id) % len(self._loading)]:
-            entry, fresh, epoch = self._fresh(tenant_id)  # another thread may have refreshed it
-            if entry is not None and fresh:
-                return entry.snapshot
-            if entry is not None and self.loader.version(tenant_id) == entry.snapshot.version:
+        with self._lock:
+            flight = self._flights.get(tenant_id)
+            mine = flight is None or self._clock() - flight.started_at > self.load_deadline_seconds
+            if mine:
+                flight = self._flights[tenant_id] = _Flight(Future(), self._clock())
+            epoch = self._epoch
+        assert flight is not None
+        if mine:
+            try:
+                flight.result.set_result(self._refresh(tenant_id, epoch))
+            except Exception as exc:  # handed to every waiter of this flight
+                flight.result.set_exception(exc)
+            finally:
                 with self._lock:
-                    if self._epoch == epoch and self._entries.get(tenant_id) is entry:
-                        entry.checked_at = self._clock()
-                return entry.snapshot
-            loaded = self.loader.load(tenant_id)
+                    if self._flights.get(tenant_id) is flight:
+                        del self._flights[tenant_id]
+        try:
+            return flight.result.result(timeout=self.load_deadline_seconds)
+        except Exception as exc:
+            return self._fallback(tenant_id, exc)
+
+    def _refresh(self, tenant_id: str, epoch: int) -> TenantAccess:
+        """Check the cached snapshot's version, or load it anew; cache it unless invalidated since."""
+        with self._lock:
+            entry = self._entries.get(tenant_id)
+        if entry is not None and self.loader.version(tenant_id) == entry.snapshot.version:
             with self._lock:
-                if self._epoch == epoch:
-                    self._entries[tenant_id] = _Entry(loaded, self._clock())
-                    self._entries.move_to_end(tenant_id)
-                    while len(self._entries) > self.max_tenants:
-                        self._entries.popitem(last=False)
-            return loaded
+                if self._epoch == epoch and self._entries.get(tenant_id) is entry:
+                    entry.checked_at = self._clock()
+            return entry.snapshot
+        loaded = self.loader.load(tenant_id)
+        with self._lock:
+            if self._epoch == epoch:
+                self._entries[tenant_id] = _Entry(loaded, self._clock())
+                self._entries.move_to_end(tenant_id)
+                while len(self._entries) > self.max_tenants:
+                    self._entries.popitem(last=False)
+        return loaded
+
+    def _fallback(self, tenant_id: str, exc: Exception) -> TenantAccess:
+        """The last good snapshot while it is recent enough, else 503."""
+        log.warning(
+            "access snapshot load failed or timed out",
+            extra={"tenant_id": tenant_id, "error": type(exc).__name__},
+        )
+        with self._lock:
+            entry = self._entries.get(tenant_id)
+            if entry is not None and self._clock() - entry.checked_at <= self.stale_seconds:
+                return entry.snapshot
+        raise access_unavailable() from exc
 
     def invalidate(self, tenant_id: str) -> None:
         """Drop the tenant's snapshot: the next decision loads it again (called after a change)."""
@@ -424,5 +501,10 @@ def access_store(db: firestore.Client) -> AccessStore:
     with _STORES_LOCK:
         store = _STORES.get(id(db))
         if store is None:
-            store = _STORES[id(db)] = AccessStore.for_firestore(db)
+            settings = get_settings()
+            store = _STORES[id(db)] = AccessStore.for_firestore(
+                db,
+                load_deadline_seconds=settings.access_load_deadline_seconds,
+                stale_seconds=settings.access_stale_seconds,
+            )
         return store

@@ -7,6 +7,7 @@ tenant-scoped permissions and only inside their own tenant (enforced by the kern
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,6 +69,27 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "viewer": _VIEWER,
 }
 
+# Built-in roles in order: a principal may grant a built-in role up to its own highest one (`may_grant`).
+ROLE_RANK: dict[str, int] = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
+
+
+def may_grant(
+    role: str, role_permissions: frozenset[str], grantor_roles: Iterable[str], *, unrestricted: bool
+) -> bool:
+    """The one rule for granting a role, whatever the path (a user's role, an access policy binding it,
+    a member added to a group a policy binds, a bound custom role given more permissions): an
+    unrestricted grantor (a platform operator, or the platform itself) may grant any role; anyone else a
+    built-in role up to their own highest one (an admin never grants owner), and a custom role only
+    when their built-in roles hold every permission it carries."""
+    if unrestricted:
+        return True
+    roles = set(grantor_roles)
+    if role in ROLE_RANK:
+        return ROLE_RANK[role] <= max((ROLE_RANK[r] for r in roles if r in ROLE_RANK), default=-1)
+    held: frozenset[str] = frozenset().union(*(BUILTIN_ROLES.get(r, frozenset()) for r in roles))
+    return role_permissions <= held
+
+
 # Another function of the platform calling over HTTP (for example User Management taking a seat from
 # the Tenant API): acts in any tenant, but only with these permissions.
 SERVICE_ROLE = "platform-service"
@@ -124,6 +146,10 @@ class Principal:
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions()
+
+    def may_grant(self, role: str, role_permissions: frozenset[str] = frozenset()) -> bool:
+        """`may_grant` for this principal: operators and the platform's own services unrestricted."""
+        return may_grant(role, role_permissions, self.roles, unrestricted=self.is_operator or self.is_service)
 
     def may_access_tenant(self, tenant_id: str) -> bool:
         if self.is_operator or self.is_service:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import cache
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_ENVIRONMENTS = ("local", "test")  # the emulator suite; any other environment is deployed
 
 
 class Settings(BaseSettings):
@@ -14,7 +18,8 @@ class Settings(BaseSettings):
 
     project_id: str = "demo-cmp"
     location: str = "europe-west1"
-    environment: Literal["local", "dev", "staging", "prod"] = "local"
+    # "local" and "test" run on the emulator suite; any other is a deployed environment.
+    environment: Literal["local", "test", "dev", "staging", "prod"] = "local"
 
     # How Pub/Sub push and Cloud Tasks requests prove who sent them:
     # "oidc" verifies Google-signed OIDC tokens (production); "local" verifies HS256 tokens signed with
@@ -30,8 +35,11 @@ class Settings(BaseSettings):
     # This function's own service account: the identity it calls other functions with.
     service_account: str | None = None
 
-    # Delivery attempts before an event is parked on the subscriber's dead-letter topic.
+    # Delivery attempts before an event is parked on the subscriber's dead-letter topic: a handler's bug
+    # (permanent failure) gets max_delivery_attempts, an outage of a dependency (transient: 503, deadline,
+    # connection) max_transient_attempts, kept under the subscriptions' Pub/Sub backstop (5 more).
     max_delivery_attempts: int = Field(default=5, ge=1, le=100)
+    max_transient_attempts: int = Field(default=9, ge=1, le=100)
     # How long dedupe and idempotency records are kept (Pub/Sub retains messages at most 7 days).
     dedupe_retention_days: int = Field(default=8, ge=1)
     # An outbox entry older than this is republished by the relay (the request that wrote it died).
@@ -75,11 +83,24 @@ class Settings(BaseSettings):
     smtp_password_secret: str = "notification-smtp-password"  # noqa: S105 (a secret's name, not a value)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Deadlines of every call to Firestore, Pub/Sub, Cloud Tasks, Secret Manager and Identity Platform
+    # (shared.clients): unary calls, and server streams (query results).
+    call_deadline_seconds: float = Field(default=15.0, gt=0)
+    stream_deadline_seconds: float = Field(default=60.0, gt=0)
+    # How long a request waits for its tenant's access snapshot (loading it, or another request's load)
+    # before it is answered 503 (or served the last good snapshot, if younger than access_stale_seconds).
+    access_load_deadline_seconds: float = Field(default=5.0, gt=0)
+    access_stale_seconds: float = Field(default=30.0, ge=0)
+
     log_level: str = "INFO"
 
     @property
     def is_local(self) -> bool:
         return self.environment == "local"
+
+    @property
+    def is_deployed(self) -> bool:
+        return self.environment not in LOCAL_ENVIRONMENTS
 
     def function_url(self, name: str) -> str:
         base = self.functions_base_url or f"https://{self.location}-{self.project_id}.cloudfunctions.net"
@@ -93,3 +114,21 @@ class Settings(BaseSettings):
 @cache
 def get_settings() -> Settings:
     return Settings()
+
+
+class EmulatorInDeployment(RuntimeError):
+    pass
+
+
+def refuse_emulators(environ: Mapping[str, str] = os.environ) -> None:
+    """Fail closed at start-up: a deployed function (CMP_ENVIRONMENT other than local or test) never
+    talks to an emulator (with FIREBASE_AUTH_EMULATOR_HOST set, ID tokens are not signature-checked).
+    Reads the environment directly: it runs at import, before any setting is needed."""
+    environment = environ.get("CMP_ENVIRONMENT", "local").lower()
+    if environment in LOCAL_ENVIRONMENTS:
+        return
+    found = sorted(name for name, value in environ.items() if name.endswith("_EMULATOR_HOST") and value)
+    if found:
+        raise EmulatorInDeployment(
+            f"CMP_ENVIRONMENT={environment} but {', '.join(found)} set: refusing to start"
+        )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.catalog import Catalog, Event, load_catalog
 from shared.contracts import PAYLOADS, EventPayload
@@ -33,8 +34,25 @@ def ordering_key(tenant_id: str, subject: str) -> str:
     return f"{tenant_id}/{shard:02d}"
 
 
+# CloudEvents 1.0: an attribute name is lower-case ASCII letters and digits; an extension's value is a
+# string, a boolean or an integer in the JSON format (binary, URI and timestamp values are strings).
+_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,64}$")
+_STRUCTURED_MEMBERS = frozenset({"data_base64"})  # JSON format members that are not attributes
+
+
 class CloudEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """The envelope. Extension attributes beyond ours (`tracestate`, `partitionkey`, `sequence`,
+    `dataref`, `sampledrate`, anything else) are accepted, kept and passed on, as CloudEvents 1.0
+    requires of consumers: `extensions` lists them."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        frozen=True,
+        json_schema_extra={
+            "propertyNames": {"pattern": _ATTRIBUTE_NAME.pattern},
+            "additionalProperties": {"type": ["string", "boolean", "integer"]},
+        },
+    )
 
     specversion: Literal["1.0"] = "1.0"
     id: str = Field(min_length=1, max_length=128)
@@ -48,6 +66,20 @@ class CloudEvent(BaseModel):
     traceparent: str | None = None  # extension (W3C trace context), carried from the request
     aggregateversion: int | None = Field(default=None, ge=0)  # extension: orders events of one aggregate
     data: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _valid_extensions(self) -> CloudEvent:
+        for name, value in (self.model_extra or {}).items():
+            if name in _STRUCTURED_MEMBERS or not _ATTRIBUTE_NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid CloudEvents attribute name")
+            if not isinstance(value, str | bool | int) or isinstance(value, float):
+                raise ValueError(f"extension {name!r} must be a string, boolean or integer")
+        return self
+
+    @property
+    def extensions(self) -> dict[str, str | bool | int]:
+        """Extension attributes other than the ones this platform defines, as received."""
+        return dict(self.model_extra or {})
 
     @property
     def ordering_key(self) -> str:

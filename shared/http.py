@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import logs
 from shared.authz import ALL_PERMISSIONS, PUBLIC, Principal, anonymous
-from shared.idempotency import IdempotencyStore, StoredReply
+from shared.idempotency import REDACTED_HEADER, IdempotencyStore, StoredReply, without_secrets
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
 from shared.problems import Problem, bad_request, forbidden, not_found, validation_failed
 
@@ -247,7 +247,9 @@ class HttpApp:
     ) -> flask.Response:
         store = self._idempotency()
         scope = f"{self.router.api_slug}\n{context.principal.uid}"
-        stored = store.claim(scope, key, store.fingerprint(request.method, request.path, request.get_data()))
+        fingerprint = store.fingerprint(request.method, request.path, request.get_data())
+        owner = context.params.get("tenant_id") or context.principal.tenant_id
+        stored = store.claim(scope, key, fingerprint, owner)
         if stored is not None:
             response = flask.Response(stored.body, status=stored.status, headers=stored.headers)
             response.headers["Idempotent-Replayed"] = "true"
@@ -264,7 +266,11 @@ class HttpApp:
             raise
         if reply.stream is not None:
             raise TypeError("a streamed reply cannot be idempotent")
-        text, headers = _render(reply)
+        # What is stored never holds a secret: AnsweredOnce values are kept as null.
+        kept, redacted = without_secrets(reply.body)
+        text, headers = _render(Reply(kept, reply.status, dict(reply.headers)))
+        if redacted:
+            headers[REDACTED_HEADER] = ", ".join(redacted)
         store.complete(
             scope, key, StoredReply(reply.status, text, {**headers, "Content-Type": reply.content_type})
         )

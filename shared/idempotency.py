@@ -5,6 +5,10 @@ runs, and stores its answer. A repeat with the same key and the same request rep
 repeat with a different request is refused (422); a repeat while the first is still running gets 409.
 A claim whose owner died is taken over after `lock_seconds`. 5xx answers are not stored, so the client
 can retry them.
+
+No stored answer holds a secret: a value an answer carries once (a signing secret, a token) is an
+`AnsweredOnce`, which the kernel sends but stores as null (a replay says where, in `Idempotent-Redacted`).
+Every record names its tenant (`tenant_id`), so a tenant's offboarding erases its records with the rest.
 """
 
 from __future__ import annotations
@@ -21,6 +25,37 @@ from google.cloud import firestore
 from shared.problems import Problem
 
 COLLECTION = "_idempotency"
+
+
+class AnsweredOnce(str):
+    """A secret in an answer: sent to the caller as a plain JSON string, never stored for a replay."""
+
+    __slots__ = ()
+
+
+def without_secrets(body: Any, pointer: str = "#") -> tuple[Any, list[str]]:
+    """`body` with every AnsweredOnce replaced by None, and the JSON pointers of what was replaced."""
+    if isinstance(body, AnsweredOnce):
+        return None, [pointer]
+    found: list[str] = []
+    if isinstance(body, dict):
+        clean: dict[Any, Any] = {}
+        for key, value in body.items():
+            escaped = str(key).replace("~", "~0").replace("/", "~1")
+            clean[key], inner = without_secrets(value, f"{pointer}/{escaped}")
+            found += inner
+        return clean, found
+    if isinstance(body, list | tuple):
+        items = []
+        for index, value in enumerate(body):
+            item, inner = without_secrets(value, f"{pointer}/{index}")
+            items.append(item)
+            found += inner
+        return items, found
+    return body, found
+
+
+REDACTED_HEADER = "Idempotent-Redacted"
 
 
 @dataclass(frozen=True)
@@ -44,8 +79,11 @@ class IdempotencyStore:
         digest = hashlib.sha256(f"{scope}\n{key}".encode()).hexdigest()
         return self.db.collection(COLLECTION).document(digest)
 
-    def claim(self, scope: str, key: str, fingerprint: str) -> StoredReply | None:
-        """Claim the key, or return the stored reply to replay. Raises a Problem for misuse."""
+    def claim(
+        self, scope: str, key: str, fingerprint: str, tenant_id: str | None = None
+    ) -> StoredReply | None:
+        """Claim the key, or return the stored reply to replay. Raises a Problem for misuse. The record
+        belongs to `tenant_id` (the route's tenant, else the caller's), for offboarding's erasure."""
         if not 1 <= len(key) <= 255:
             raise Problem(400, "bad-idempotency-key", "Idempotency-Key must be 1 to 255 characters.")
         ref = self._ref(scope, key)
@@ -55,6 +93,7 @@ class IdempotencyStore:
             "fingerprint": fingerprint,
             "claimed_at": now,
             "expire_at": now + self.retention,
+            "tenant_id": tenant_id,
         }
         try:
             ref.create(claim)

@@ -29,16 +29,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared import logs
 from shared.catalog import Api, Catalog
 from shared.catalog import Event as CatalogEvent
+from shared.clients import publish_result
 from shared.contracts import EventPayload
 from shared.events import CloudEvent, parse_payload
+from shared.uow import QUARANTINE as QUARANTINE  # where the intake parks what it cannot handle
 from shared.uow import Publisher, Tx, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 PROCESSED = "_processed_events"
 ATTEMPTS = "_delivery_attempts"
-QUARANTINE = "_quarantine"
 DEAD_LETTERS = "_dead_letters"
+# An operator's re-drive (Operations API) republishes a parked event for the one API that parked it.
+REDRIVE_ATTRIBUTE = "cmp-redrive-for"
 
 
 class PushMessage(BaseModel):
@@ -74,6 +77,42 @@ class Delivered:
 EventHandler = Callable[[Delivered, Tx], None]
 
 
+class TransientError(Exception):
+    """Raised by a handler when a dependency is unavailable for now: the longer transient budget applies."""
+
+
+_TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth waiting out (an outage), as opposed to a handler's bug: a deadline, a dropped
+    connection, a 429/5xx of a Google API or of another of our APIs, or TransientError, anywhere in
+    the chain of causes."""
+    from google.api_core import exceptions as gexc
+
+    from shared.problems import Problem
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TransientError | ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, gexc.GoogleAPICallError) and (seen.code or 0) in _TRANSIENT_STATUS:
+            return True
+        if isinstance(seen, gexc.DeadlineExceeded | gexc.ServiceUnavailable | gexc.Aborted):
+            return True
+        if isinstance(seen, Problem) and seen.status in _TRANSIENT_STATUS:
+            return True
+        if type(seen).__module__.startswith("requests") and type(seen).__name__ in (
+            "ConnectionError",
+            "Timeout",
+            "ConnectTimeout",
+            "ReadTimeout",
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: int
@@ -103,6 +142,7 @@ class EventIntake:
         max_attempts: int,
         retention: timedelta,
         serialize_by_tenant: bool = False,
+        max_transient_attempts: int | None = None,
     ) -> None:
         missing = {e.name for e in catalog.consumed_by(api.name)} ^ set(handlers)
         if missing:
@@ -117,6 +157,7 @@ class EventIntake:
         self._publisher = publisher
         self._project_id = project_id
         self.max_attempts = max_attempts
+        self.max_transient_attempts = max(max_transient_attempts or max_attempts, max_attempts)
         self.retention = retention
         # Handlers that all write one per-tenant document (a version, a counter) queue up per tenant in
         # this instance instead of aborting each other's transactions.
@@ -129,10 +170,20 @@ class EventIntake:
         except Quarantined as q:
             self._quarantine(body, q)
             return Outcome(200, "quarantined", q.reason)
+        addressed = (push.message.attributes or {}).get(REDRIVE_ATTRIBUTE)
+        if addressed is not None and addressed != self.api.name:
+            return Outcome(200, "not addressed", f"a re-drive for {addressed}")
         logs.tenant_id.set(envelope.tenantid)
         logs.bind_trace(envelope.traceparent)
         key = self._dedupe_key(envelope)
         delivered = Delivered(envelope, payload, entry)
+        delivery = push.delivery_attempt or 0
+        if delivery > self.max_transient_attempts:
+            # Every earlier attempt failed or never answered (a handler killed mid-way counts nowhere
+            # but in Pub/Sub's own count): park it now, before the subscription's backstop drops it.
+            unanswered = RuntimeError(f"no answer after {delivery - 1} deliveries")
+            self._dead_letter(push, envelope, delivery, unanswered, "no answer")
+            return Outcome(200, "dead-lettered", "parked: earlier attempts never answered")
         try:
             lane = f"{self.api.slug}:{envelope.tenantid}" if self.serialize_by_tenant else None
             processed = self.uow.run(lambda tx: self._process(tx, key, delivered), serialize_on=lane)
@@ -195,38 +246,50 @@ class EventIntake:
         return True
 
     def _failed(self, push: PushRequest, envelope: CloudEvent, key: str, exc: Exception) -> Outcome:
+        """Count the attempt by kind: permanent failures (bugs) get `max_attempts`, transient ones
+        (outages) `max_transient_attempts`; both are visible in `_delivery_attempts` and the dead letter."""
+        kind = "transient" if is_transient(exc) else "permanent"
         ref = self.db.collection(ATTEMPTS).document(key)
         now = datetime.now(UTC)
         ref.set(
             {
+                "api": self.api.name,
+                "event_id": envelope.id,
+                "tenant_id": envelope.tenantid,
                 "attempts": firestore.Increment(1),
+                kind: firestore.Increment(1),
+                "last_kind": kind,
                 "last_error": repr(exc)[:1000],
                 "updated_at": now,
                 "expire_at": now + self.retention,
             },
             merge=True,
         )
-        counted = int((ref.get().to_dict() or {}).get("attempts", 1))
-        attempts = max(counted, push.delivery_attempt or 0)
+        record = ref.get().to_dict() or {}
+        attempts = max(int(record.get("attempts", 1)), push.delivery_attempt or 0)
+        budget = self.max_transient_attempts if kind == "transient" else self.max_attempts
         log.error(
             "event handler failed",
             exc_info=exc,
-            extra={"event_id": envelope.id, "event_type": envelope.type, "attempt": attempts},
+            extra={"event_id": envelope.id, "event_type": envelope.type, "attempt": attempts, "kind": kind},
         )
-        if attempts < self.max_attempts:
-            return Outcome(500, "retry", f"attempt {attempts} of {self.max_attempts} failed")
-        self._dead_letter(push, envelope, attempts, exc)
-        return Outcome(200, "dead-lettered", f"parked after {attempts} attempts")
+        if attempts < budget:
+            return Outcome(500, "retry", f"attempt {attempts} of {budget} failed ({kind})")
+        self._dead_letter(push, envelope, attempts, exc, kind)
+        return Outcome(200, "dead-lettered", f"parked after {attempts} attempts ({kind})")
 
-    def _dead_letter(self, push: PushRequest, envelope: CloudEvent, attempts: int, exc: Exception) -> None:
+    def _dead_letter(
+        self, push: PushRequest, envelope: CloudEvent, attempts: int, exc: Exception, kind: str
+    ) -> None:
         topic = f"projects/{self._project_id}/topics/{self.api.dead_letter_topic}"
         attributes = {
             **(push.message.attributes or {}),
             "dead-letter-subscription": push.subscription,
             "dead-letter-attempts": str(attempts),
             "dead-letter-error": repr(exc)[:500],
+            "dead-letter-failure": kind,
         }
-        self._publisher().publish(topic, base64.b64decode(push.message.data), **attributes).result(timeout=30)
+        publish_result(self._publisher().publish(topic, base64.b64decode(push.message.data), **attributes))
         self.db.collection(DEAD_LETTERS).document(self._dedupe_key(envelope)).set(
             {
                 "api": self.api.name,
@@ -235,6 +298,7 @@ class EventIntake:
                 "type": envelope.type,
                 "tenant_id": envelope.tenantid,
                 "attempts": attempts,
+                "failure": kind,  # permanent, transient or no answer
                 "error": repr(exc)[:1000],
                 "envelope": envelope.model_dump_json(),
                 "parked_at": datetime.now(UTC),

@@ -12,7 +12,7 @@ import flask
 from shared import logs
 from shared.auth import CallerAuthenticator, ServiceAuthenticator, UserAuthenticator
 from shared.catalog import Api, Catalog, load_catalog
-from shared.config import Settings, get_settings
+from shared.config import Settings, get_settings, refuse_emulators
 from shared.problems import Problem
 
 if TYPE_CHECKING:
@@ -39,13 +39,11 @@ class Platform:
 
     @cached_property
     def db(self) -> firestore.Client:
-        from shared.clients import firestore_client
+        from shared.clients import firestore_client, new_firestore_client
 
         if self.settings is get_settings():
             return firestore_client()
-        from google.cloud import firestore
-
-        return firestore.Client(project=self.settings.project_id)
+        return new_firestore_client(self.settings.project_id)
 
     def publisher(self) -> Publisher:
         if self._publisher is not None:
@@ -122,6 +120,7 @@ class Platform:
             self.settings.max_delivery_attempts,
             self.retention,
             serialize_by_tenant,
+            self.settings.max_transient_attempts,
         )
 
 
@@ -134,6 +133,7 @@ def platform() -> Platform:
 
 def http_function(build: Callable[[Platform], Router]) -> Callable[[flask.Request], flask.Response]:
     """Wrap an API's router as a Cloud Function; nothing is built until the first request."""
+    refuse_emulators()
 
     @cache
     def app() -> HttpApp:
@@ -154,6 +154,7 @@ def events_function(
     """Wrap an API's event handlers as the push endpoint of all its subscriptions. With
     `serialize_by_tenant`, one instance handles one tenant's events one at a time (for handlers that
     all write a per-tenant document)."""
+    refuse_emulators()
 
     @cache
     def intake() -> EventIntake:
@@ -179,6 +180,7 @@ def service_function(
     build: Callable[[Platform], Callable[[flask.Request], flask.Response]],
 ) -> Callable[[flask.Request], flask.Response]:
     """Wrap a Cloud Tasks target or Cloud Scheduler job: only our service accounts may call it."""
+    refuse_emulators()
 
     @cache
     def handler() -> Callable[[flask.Request], flask.Response]:

@@ -23,6 +23,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared.catalog import Catalog
+from shared.clients import publish_result
 from shared.events import CloudEvent
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OUTBOX = "_outbox"
+QUARANTINE = "_quarantine"  # the kernel's record of messages that can never be handled (operators)
 
 
 class Publisher(Protocol):
@@ -107,6 +109,7 @@ class Outbox:
                     "topic": self._topics[event.type],
                     "type": event.type,
                     "tenant_id": event.tenantid,
+                    "subject": event.subject,
                     "envelope": event.model_dump_json(),
                     "published": False,
                     "created_at": now,
@@ -131,7 +134,7 @@ class Outbox:
         published: list[str] = []
         for event, topic, future in pending:
             try:
-                future.result(timeout=30)
+                publish_result(future)
                 published.append(event.id)
             except Exception:
                 # The relay republishes it; an ordering key that failed is paused until resumed.
@@ -154,7 +157,9 @@ class Outbox:
             batch.commit()
 
     def relay(self, older_than: timedelta, limit: int = 500) -> int:
-        """Republish entries left unpublished for longer than `older_than`. Returns how many."""
+        """Republish entries left unpublished for longer than `older_than`, in commit order. Returns
+        how many. An entry that can never be published (it no longer parses, or its type left the
+        catalog) is quarantined and the relay goes on with the others."""
         cutoff = datetime.now(UTC) - older_than
         query = (
             self.db.collection(OUTBOX)
@@ -163,8 +168,73 @@ class Outbox:
             .order_by("created_at")
             .limit(limit)
         )
-        events = [CloudEvent.model_validate_json(doc.get("envelope")) for doc in query.stream()]
+        events: list[CloudEvent] = []
+        for snapshot in query.stream():
+            try:
+                event = CloudEvent.model_validate_json(snapshot.get("envelope"))
+                if event.type not in self._topics:
+                    raise ValueError(f"the type {event.type} is not in the catalog")
+            except (KeyError, TypeError, ValueError) as exc:  # ValidationError is a ValueError
+                self._quarantine(snapshot, exc)
+                continue
+            events.append(event)
         return len(self.publish(events))
+
+    def forget(self, tenant_id: str, subject: str) -> int:
+        """Erasure: delete the published entries (kept for their retention) of one aggregate's events,
+        so no copy of its data stays here. Unpublished ones stay until published: an event is never
+        lost. Returns how many were deleted."""
+        query = (
+            self.db.collection(OUTBOX)
+            .where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+            .where(filter=firestore.FieldFilter("subject", "==", subject))
+            .where(filter=firestore.FieldFilter("published", "==", True))
+        )
+        return write_in_batches(
+            self.db, query.select(["published"]).stream(), lambda batch, s: batch.delete(s.reference)
+        )
+
+    def _quarantine(self, snapshot: firestore.DocumentSnapshot[Any], error: Exception) -> None:
+        """Move a poisoned entry to the quarantine (with the tenant, so offboarding erases it)."""
+        data = snapshot.to_dict() or {}
+        log.error("outbox entry quarantined", extra={"event_id": snapshot.id, "error": type(error).__name__})
+        batch = self.db.batch()
+        batch.set(
+            self.db.collection(QUARANTINE).document(f"outbox--{snapshot.id}"),
+            {
+                "api": "outbox_relay",
+                "reason": "unpublishable outbox entry",
+                "detail": str(error)[:4000],
+                "event_id": snapshot.id,
+                "type": data.get("type") if isinstance(data.get("type"), str) else None,
+                "tenant_id": data.get("tenant_id") if isinstance(data.get("tenant_id"), str) else None,
+                "body_preview": str(data.get("envelope"))[:4000],
+                "received_at": datetime.now(UTC),
+            },
+        )
+        batch.delete(snapshot.reference)
+        batch.commit()
+
+
+def write_in_batches(
+    db: firestore.Client,
+    items: Iterable[T],
+    write: Callable[[firestore.WriteBatch, T], Any],
+    size: int = 400,
+) -> int:
+    """Apply `write` to each item in batches of `size` (Firestore takes 500 writes per batch) and commit
+    them; returns how many items were written."""
+    count = 0
+    batch = db.batch()
+    for item in items:
+        write(batch, item)
+        count += 1
+        if count % size == 0:
+            batch.commit()
+            batch = db.batch()
+    if count % size:
+        batch.commit()
+    return count
 
 
 class StripedLocks:

@@ -184,7 +184,9 @@ def build_router(platform: Platform) -> Router:
     def put_role(ctx: RequestContext) -> Reply:
         role_id = _id(ctx, "role_id", ROLE_ID, "Role", for_write=True)
         body = ctx.body(RoleBody)
-        document, created = service.put_role(ctx.tenant_id, role_id, body.name, body.permissions, _actor(ctx))
+        document, created = service.put_role(
+            ctx.tenant_id, role_id, body.name, body.permissions, _actor(ctx), grantor=ctx.principal
+        )
         location = f"/tenants/{ctx.tenant_id}/access/roles/{role_id}"
         return _put_reply(RoleView.model_validate(document), created, location)
 
@@ -215,7 +217,7 @@ def build_router(platform: Platform) -> Router:
         group_id = _id(ctx, "group_id", OBJECT_ID, "Group", for_write=True)
         body = ctx.body(GroupBody)
         document, created = service.put_group(
-            ctx.tenant_id, group_id, body.description, body.members, _actor(ctx)
+            ctx.tenant_id, group_id, body.description, body.members, _actor(ctx), grantor=ctx.principal
         )
         location = f"/tenants/{ctx.tenant_id}/access/groups/{group_id}"
         return _put_reply(GroupView.model_validate(document), created, location)
@@ -247,7 +249,13 @@ def build_router(platform: Platform) -> Router:
         policy_id = _id(ctx, "policy_id", OBJECT_ID, "Policy", for_write=True)
         body = ctx.body(PolicyBody)
         document, created = service.put_policy(
-            ctx.tenant_id, policy_id, body.role, body.members, body.description, _actor(ctx)
+            ctx.tenant_id,
+            policy_id,
+            body.role,
+            body.members,
+            body.description,
+            _actor(ctx),
+            grantor=ctx.principal,
         )
         location = f"/tenants/{ctx.tenant_id}/access/policies/{policy_id}"
         return _put_reply(PolicyView.model_validate(document), created, location)

@@ -75,7 +75,7 @@ from shared.contracts.payloads import (
 from shared.events import CloudEvent, new_event
 from shared.intake import Delivered
 from shared.platform import Platform
-from shared.problems import conflict, not_found, validation_failed
+from shared.problems import Problem, conflict, not_found, validation_failed
 from shared.uow import Tx, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,17 @@ class Config:
     roles: dict[str, dict[str, Any]]
     groups: dict[str, dict[str, Any]]
     policies: dict[str, dict[str, Any]]
+
+
+def ensure_grantable(grantor: Principal, role: str, permissions: frozenset[str]) -> None:
+    """403 unless `grantor` may grant `role` (the platform's one rule, shared.authz.may_grant)."""
+    if not grantor.may_grant(role, permissions):
+        raise Problem(
+            403,
+            "role-not-grantable",
+            f"Only a principal holding {role} or a higher role may grant it, by any path.",
+            role=role,
+        )
 
 
 def _field_error(pointer: str, detail: str, kind: str) -> dict[str, Any]:
@@ -215,12 +226,21 @@ class AccessService:
         ]
 
     def put_role(
-        self, tenant_id: str, role_id: str, name: str, permissions: list[str], actor: Actor
+        self,
+        tenant_id: str,
+        role_id: str,
+        name: str,
+        permissions: list[str],
+        actor: Actor,
+        *,
+        grantor: Principal,
     ) -> tuple[dict[str, Any], bool]:
-        """Create or replace a custom role; answers (document, created). An identical PUT writes nothing."""
+        """Create or replace a custom role; answers (document, created). An identical PUT writes nothing.
+        Nobody defines a role they could not grant (`shared.authz.may_grant`)."""
         if role_id in BUILTIN_ROLES:
             raise conflict("builtin-role", f"The built-in role {role_id!r} cannot be changed.", role=role_id)
         wanted = sorted(set(permissions))
+        ensure_grantable(grantor, role_id, frozenset(wanted))
 
         def work(tx: Tx) -> tuple[dict[str, Any], bool]:
             version = self._version_in(tx, tenant_id)
@@ -290,9 +310,17 @@ class AccessService:
         return snapshot.to_dict() if snapshot.exists else None
 
     def put_group(
-        self, tenant_id: str, group_id: str, description: str, members: list[str], actor: Actor
+        self,
+        tenant_id: str,
+        group_id: str,
+        description: str,
+        members: list[str],
+        actor: Actor,
+        *,
+        grantor: Principal,
     ) -> tuple[dict[str, Any], bool]:
-        """Create or replace a group; a policy binding it changes its grants (Permission Policy Changed)."""
+        """Create or replace a group; a policy binding it changes its grants (Permission Policy Changed).
+        A member added to a group is granted the roles bound to it: the grant rule applies to each."""
         wanted = sorted(set(members))
 
         def work(tx: Tx) -> tuple[dict[str, Any], bool]:
@@ -318,8 +346,12 @@ class AccessService:
             }
             tx.set(self.groups(tenant_id).document(group_id), document)
             after = _replace(config.access, groups={**config.access.groups, group_id: frozenset(wanted)})
+            changes = binding_changes(config.access, after)
+            for change in changes:
+                if change.granted:
+                    ensure_grantable(grantor, change.role, after.role_permissions(change.role))
             new_version = self._bump(tx, tenant_id, version)
-            self._emit(tx, tenant_id, binding_changes(config.access, after), new_version, actor)
+            self._emit(tx, tenant_id, changes, new_version, actor)
             return document, existing is None
 
         return self._change(tenant_id, work)
@@ -356,8 +388,11 @@ class AccessService:
         members: list[str],
         description: str,
         actor: Actor,
+        *,
+        grantor: Principal,
     ) -> tuple[dict[str, Any], bool]:
-        """Create or replace a binding of `role` to users and groups; both must exist (else 422)."""
+        """Create or replace a binding of `role` to users and groups; both must exist (else 422). The
+        grantor must be allowed to grant the role (`shared.authz.may_grant`: an admin never binds owner)."""
         wanted = sorted(set(members))
 
         def work(tx: Tx) -> tuple[dict[str, Any], bool]:
@@ -374,6 +409,7 @@ class AccessService:
                     )
             if errors:
                 raise validation_failed(errors)
+            ensure_grantable(grantor, role, config.access.role_permissions(role))
             existing = config.policies.get(policy_id)
             if existing is None and len(config.policies) >= MAX_POLICIES:
                 raise conflict("too-many-policies", f"A tenant may have at most {MAX_POLICIES} policies.")

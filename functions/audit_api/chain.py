@@ -2,7 +2,8 @@
 
 - An entry's hash is sha256 over its canonical JSON (sorted keys, compact separators, times as RFC 3339
   UTC with microseconds) of every field except the seal flags (`hash`, `sealed`, `block_seq`), the only
-  fields that change after an entry is written.
+  fields that change after an entry is written. Its `details` enter through `details_digest` (their
+  own hash), so an erasure can replace them (ERASED_DETAILS) and the entry still verifies.
 - Entries are independent documents: recording one touches no shared document, so the trail takes
   any event rate. A seal step batches the unsealed entries into a block whose Merkle root covers their
   hashes (sha256 of the two children's hex digests concatenated; the last node of an odd level is paired
@@ -11,19 +12,32 @@
   as 12-digit decimals so the concatenation is unambiguous. The first block links to GENESIS.
 
 Verification walks blocks in seq order and reports the FIRST broken link: everything after it is
-unproven, so it stops there.
+unproven, so it stops there. It then accounts for every stored entry: each is listed by a verified
+block, or unsealed (and younger than `UNSEALED_GRACE`, the seal window with the sweeper's margin);
+any other (a block_seq beyond the head, missing, or of the wrong type) is reported.
+
+The chain is anchored outside the tenant's documents: each seal also writes the new head to the
+platform trail's anchors (`tenants/_platform/audit_anchors/{tenant}`); verify checks that the tenant's
+chain still holds the anchored block with the anchored hash, so deleting the newest blocks and
+rewinding the head, or rehashing the chain, is reported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GENESIS = "0" * 64
+# An entry's details are committed to by their digest, which the entry hash covers: erasure can then
+# remove personal data from the details (ERASED_DETAILS) and the chain still verifies. Entries written
+# before digests existed hash their details directly.
+DETAILS_DIGEST = "details_digest"
+ERASED_DETAILS: dict[str, Any] = {"erased": True}
+UNSEALED_GRACE = timedelta(minutes=10)  # seals run every 2 s, the sweeper every minute
 SEAL_FIELDS = frozenset({"hash", "sealed", "block_seq"})
 
 
@@ -65,8 +79,15 @@ def entry_id(source: str, event_id: str) -> str:
     return sha256_hex(f"{source}\n{event_id}")[:32]
 
 
+def details_digest(details: Any) -> str:
+    return sha256_hex(canonical_json(details))
+
+
 def entry_hash(entry: Mapping[str, Any]) -> str:
-    return sha256_hex(canonical_json({k: v for k, v in entry.items() if k not in SEAL_FIELDS}))
+    content = {k: v for k, v in entry.items() if k not in SEAL_FIELDS}
+    if DETAILS_DIGEST in content:
+        content.pop("details", None)  # committed through its digest
+    return sha256_hex(canonical_json(content))
 
 
 def merkle_root(leaves: Sequence[str]) -> str:
@@ -158,6 +179,13 @@ def entry_problem(entry: Mapping[str, Any], doc_id: str) -> str | None:
         return "entry content is not canonical JSON"
     if entry.get("hash") != recomputed:
         return "entry hash mismatch: its content changed"
+    details = entry.get("details")
+    if DETAILS_DIGEST in entry and details != ERASED_DETAILS:
+        try:
+            if details_digest(details) != entry[DETAILS_DIGEST]:
+                return "entry hash mismatch: its content changed"
+        except (TypeError, ValueError):
+            return "entry content is not canonical JSON"
     source = entry.get("source_event")
     if not isinstance(source, Mapping) or entry.get("id") != entry_id(
         str(source.get("source")), str(source.get("id"))
@@ -183,6 +211,7 @@ class ChainVerifier:
         self.blocks_checked = 0
         self.entries_checked = 0
         self.unsealed = 0
+        self.claimed = 0  # stored entries whose block_seq names a verified block
         self.first_broken: Broken | None = None
 
     def _break(self, block_seq: int | None, entry: str | None, reason: str) -> bool:
@@ -249,12 +278,63 @@ class ChainVerifier:
             )
         return True
 
-    def check_unsealed(self, entry: Mapping[str, Any], doc_id: str) -> bool:
+    def account(self, doc_id: str, flags: Mapping[str, Any], newest_seq: Callable[[], int]) -> str | None:
+        """Classify one stored entry by its seal flags: "sealed" (claims a verified block: counted for
+        `check_sealed_total`), "unsealed" (check it with `check_unsealed`), "newer" (sealed after the
+        head was read), or None when it fits nowhere (reported: the chain is broken)."""
+        if self.first_broken is not None:
+            return None
+        if "block_seq" not in flags:
+            self._break(None, doc_id, "entry has no block_seq: neither sealed nor unsealed")
+            return None
+        seq = flags["block_seq"]
+        if seq is None:
+            return "unsealed"
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            self._break(None, doc_id, f"entry block_seq has the wrong type ({type(seq).__name__})")
+            return None
+        if 1 <= seq <= self.head_seq:
+            self.claimed += 1
+            return "sealed"
+        if self.head_seq < seq <= newest_seq():
+            return "newer"
+        self._break(seq, doc_id, f"entry claims block {seq} beyond the chain head {self.head_seq}")
+        return None
+
+    def check_anchor(self, anchor: Mapping[str, Any] | None, anchored_hash: str | None) -> bool:
+        """`anchor`: the platform trail's record of this tenant's head; `anchored_hash`: the hash of the
+        block at the anchor's seq in the verified chain (None when the chain has no such block)."""
+        if self.first_broken is not None:
+            return False
+        if anchor is None:
+            if self.head_seq:
+                return self._break(None, None, "the chain has no anchor in the platform trail")
+            return True
+        seq = anchor.get("seq")
+        if not isinstance(seq, int) or isinstance(seq, bool) or seq > self.head_seq:
+            return self._break(
+                seq if isinstance(seq, int) else None,
+                None,
+                f"the chain head ({self.head_seq}) is behind its anchor in the platform trail ({seq})",
+            )
+        if anchored_hash != anchor.get("hash"):
+            return self._break(seq, None, "the block does not match its anchor in the platform trail")
+        return True
+
+    def check_unsealed(self, entry: Mapping[str, Any], doc_id: str, now: datetime | None = None) -> bool:
         if self.first_broken is not None:
             return False
         problem = entry_problem(entry, doc_id)
         if problem is None and (entry.get("sealed") is not False or entry.get("block_seq") is not None):
             problem = "entry seal flags are inconsistent"
+        recorded = entry.get("recorded_at")
+        if (
+            problem is None
+            and now is not None
+            and isinstance(recorded, datetime)
+            and recorded.replace(tzinfo=recorded.tzinfo or UTC) < now - UNSEALED_GRACE
+        ):
+            problem = "entry left unsealed past the seal window"
         if problem is not None:
             return self._break(None, doc_id, problem)
         self.unsealed += 1

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from functions.audit_api.chain import entry_hash, entry_id
+from functions.audit_api.chain import DETAILS_DIGEST, details_digest, entry_hash, entry_id
 from shared.catalog import Event as CatalogEvent
 from shared.catalog import load_catalog
 from shared.contracts import Actor, EventPayload
@@ -64,7 +64,8 @@ def audit_entry(
 
 
 def _unsealed(entry: dict[str, Any]) -> dict[str, Any]:
-    """The entry with its hash, waiting for the next sealed block."""
+    """The entry with its details' digest and its hash, waiting for the next sealed block."""
+    entry[DETAILS_DIGEST] = details_digest(entry["details"])
     entry["hash"] = entry_hash(entry)
     entry["sealed"] = False
     entry["block_seq"] = None

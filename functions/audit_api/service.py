@@ -32,7 +32,14 @@ from pydantic import (
     model_validator,
 )
 
-from functions.audit_api.chain import GENESIS, ChainVerifier, VerifyReport, build_block, sealable_count
+from functions.audit_api.chain import (
+    ERASED_DETAILS,
+    GENESIS,
+    ChainVerifier,
+    VerifyReport,
+    build_block,
+    sealable_count,
+)
 from functions.audit_api.entries import API_NAME, PLATFORM_SCOPE, audit_entry, audited_actions
 from functions.audit_api.rules import DEFAULT_RULES, RULES, Alert, Rule, ThresholdRule, evaluate
 from shared.catalog import Catalog
@@ -41,7 +48,7 @@ from shared.intake import Delivered
 from shared.platform import Platform
 from shared.problems import conflict
 from shared.tasks import TaskQueue, task_id
-from shared.uow import Tx, UnitOfWork
+from shared.uow import Tx, UnitOfWork, write_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +57,7 @@ ENTRIES = "audit_entries"
 BLOCKS = "audit_blocks"
 CHAIN = "audit_chain"
 HEAD = "head"
+ANCHORS = "audit_anchors"  # under the platform scope: each tenant's chain head, written by every seal
 RULES_COLLECTION = "audit_alert_rules"
 ALERTS = "audit_alerts"
 
@@ -160,6 +168,13 @@ class AuditService:
     def blocks(self, tenant_id: str) -> firestore.CollectionReference:
         return self._collection(tenant_id, BLOCKS)
 
+    def anchor(self, tenant_id: str) -> firestore.DocumentReference:
+        """The tenant's chain head as the platform trail keeps it, outside the tenant's documents."""
+        ref: firestore.DocumentReference = (
+            self.db.collection(TENANTS).document(PLATFORM_SCOPE).collection(ANCHORS).document(tenant_id)
+        )
+        return ref
+
     def head(self, tenant_id: str) -> firestore.DocumentReference:
         return self._collection(tenant_id, CHAIN).document(HEAD)
 
@@ -180,6 +195,18 @@ class AuditService:
         # no committed entry is left without a seal on the way (the sweep is the backstop).
         self.scheduler.schedule(event.tenant_id, now)
         tx.create(ref, entry)
+        if event.entry.name == "Data Erasure Completed":
+            self.erase_details(event.tenant_id, str(event.envelope.data["subject_id"]))
+
+    def erase_details(self, tenant_id: str, subject_id: str) -> int:
+        """A data subject's erasure reaches the trail: the details of every entry about them are replaced
+        by ERASED_DETAILS. Their digests stay in the hashed entries, so the chain still verifies.
+        Idempotent (a redelivery erases nothing more)."""
+        about = self.entries(tenant_id).where(filter=firestore.FieldFilter("target.id", "==", subject_id))
+        pending = (s for s in about.select(["details"]).stream() if s.get("details") != ERASED_DETAILS)
+        return write_in_batches(
+            self.db, pending, lambda batch, s: batch.update(s.reference, {"details": ERASED_DETAILS})
+        )
 
     def record_platform(self, entry: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Record an entry of the platform trail once; (the stored entry, whether it is new)."""
@@ -205,6 +232,10 @@ class AuditService:
         now = datetime.now(UTC)
         head = tx.get(self.head(tenant_id)) or {}
         seq, prev_hash = int(head.get("seq", 0)), str(head.get("hash", GENESIS))
+        anchor = tx.get(self.anchor(tenant_id)) if tenant_id != PLATFORM_SCOPE else None
+        if anchor is not None and (anchor.get("seq"), anchor.get("hash")) != (seq, prev_hash):
+            # Never extend (and re-anchor) a chain whose head moved behind the platform trail's back.
+            raise RuntimeError(f"the audit chain head of {tenant_id} does not match its anchor")
         unsealed = (
             self.entries(tenant_id)
             .where(filter=firestore.FieldFilter("sealed", "==", False))
@@ -228,7 +259,11 @@ class AuditService:
         # Reads first (Firestore transactions read before they write): a threshold alert may exist already.
         fresh = [a for a in raised if tx.get(self.alerts(tenant_id).document(a.id)) is None]
         position = {doc_id: i for i, (doc_id, _) in enumerate(batch)}
-        count = sealable_count(len(batch), [position[a.trigger_entry_id] for a in fresh], MAX_TX_WRITES)
+        count = sealable_count(
+            len(batch),
+            [position[a.trigger_entry_id] for a in fresh],
+            MAX_TX_WRITES - 1,  # the anchor
+        )
         if count == 0:
             raise RuntimeError(
                 f"one audit entry raises more alerts than a transaction can write ({tenant_id})"
@@ -241,6 +276,8 @@ class AuditService:
         for doc_id, _ in batch:
             tx.update(self.entries(tenant_id).document(doc_id), {"sealed": True, "block_seq": seq})
         tx.set(self.head(tenant_id), {"seq": seq, "hash": block["hash"], "updated_at": now})
+        if tenant_id != PLATFORM_SCOPE:
+            tx.set(self.anchor(tenant_id), {"seq": seq, "hash": block["hash"], "anchored_at": now})
         for alert in fresh:
             self._raise(tx, tenant_id, alert, now, seq)
         following = pending[count][1].get("recorded_at") if len(pending) > count else None
@@ -347,25 +384,39 @@ class AuditService:
 
     # --- verification ------------------------------------------------------------------------------
     def verify(self, tenant_id: str) -> VerifyReport:
-        """Stream the chain up to the head read first: blocks sealed meanwhile are left for next time."""
+        """Stream the chain up to the head read first (blocks sealed meanwhile are left for next time),
+        check it against its anchor in the platform trail, then account for every stored entry."""
+        anchored = self.anchor(tenant_id).get() if tenant_id != PLATFORM_SCOPE else None
+        anchor = anchored.to_dict() if anchored is not None and anchored.exists else None  # before the head
         verifier = ChainVerifier(self.head(tenant_id).get().to_dict())
+        anchor_seq = anchor.get("seq") if anchor else None
+        anchored_hash: str | None = None
         for seq in range(1, verifier.head_seq + 1):
             snapshot = self.blocks(tenant_id).document(f"{seq:012d}").get()
             block = snapshot.to_dict() if snapshot.exists else None
             listed = block.get("entry_ids") if block else None
             if not verifier.check_block(seq, block, self._entries_by_id(tenant_id, listed)):
                 return verifier.report()
+            if seq == anchor_seq and block is not None:
+                anchored_hash = str(block.get("hash"))
         if not verifier.check_head():
             return verifier.report()
-        claimed = self.entries(tenant_id).where(
-            filter=firestore.FieldFilter("block_seq", "<=", verifier.head_seq)
-        )
-        if not verifier.check_sealed_total(_count(claimed)):
+        if tenant_id != PLATFORM_SCOPE and not verifier.check_anchor(anchor, anchored_hash):
             return verifier.report()
-        unsealed = self.entries(tenant_id).where(filter=firestore.FieldFilter("block_seq", "==", None))
-        for snapshot in unsealed.stream():
-            if not verifier.check_unsealed(snapshot.to_dict() or {}, snapshot.id):
-                break
+
+        def newest_seq() -> int:
+            return int((self.head(tenant_id).get().to_dict() or {}).get("seq", 0))
+
+        now = datetime.now(UTC)
+        for snapshot in self.entries(tenant_id).select(["sealed", "block_seq"]).stream():
+            kind = verifier.account(snapshot.id, snapshot.to_dict() or {}, newest_seq)
+            if kind is None:
+                return verifier.report()
+            if kind == "unsealed":
+                entry = self.entries(tenant_id).document(snapshot.id).get().to_dict() or {}
+                if not verifier.check_unsealed(entry, snapshot.id, now):
+                    return verifier.report()
+        verifier.check_sealed_total(verifier.claimed)
         return verifier.report()
 
     def _entries_by_id(self, tenant_id: str, ids: Any) -> dict[str, dict[str, Any]]:
@@ -472,16 +523,6 @@ def rule_from_document(document: Mapping[str, Any]) -> Rule:
 
 def default_rule_document(rule_id: str) -> dict[str, Any]:
     return {**DEFAULT_RULES[rule_id].model_dump(mode="json"), "id": rule_id, "default": True}
-
-
-def _count(query: firestore.Query) -> int:
-    aggregation: Any = query.count(alias="n")  # the client's annotation of count() is wrong
-    results: Any = aggregation.get()
-    # One aggregation result per response, each a list of the requested aggregations.
-    for batch in results:
-        for result in batch if isinstance(batch, list) else [batch]:
-            return int(result.value)
-    return 0
 
 
 def build_service(platform: Platform) -> AuditService:

@@ -1313,6 +1313,8 @@ class CustomerService:
         batch.delete(self._ref("contact", tenant_id, contact_id))
         batch.set(receipt, summary)
         batch.commit()
+        for erased_id in sorted(erased):  # the published events' copies the outbox keeps a while
+            self.uow.outbox.forget(tenant_id, erased_id)
         return summary
 
 

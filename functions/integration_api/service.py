@@ -37,6 +37,7 @@ from shared.config import Settings
 from shared.contracts import EventPayload
 from shared.contracts.payloads import WebhookDelivered, WebhookFailed
 from shared.events import new_event
+from shared.idempotency import AnsweredOnce
 from shared.intake import Delivered
 from shared.platform import Platform
 from shared.problems import not_found
@@ -156,7 +157,8 @@ class WebhookService:
         self.secrets = secrets
         self.api_slug = catalog.api(API_NAME).slug
         self.event_names = tuple(e.name for e in catalog.consumed_by(API_NAME))
-        self._http = requests.Session()
+        # Checks every URL again at each call and connects to the address it checked.
+        self._http = outbound.session(settings.webhooks_allow_loopback)
 
     # --- persistence -------------------------------------------------------------------------------
     def endpoints(self, tenant_id: str) -> firestore.CollectionReference:
@@ -224,7 +226,7 @@ class WebhookService:
         except Exception:
             self.secrets.delete(tenant_id, endpoint_id)
             raise
-        return document, secret
+        return document, AnsweredOnce(secret)
 
     def update_endpoint(self, tenant_id: str, endpoint_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         def work(tx: Tx) -> dict[str, Any]:
@@ -277,7 +279,7 @@ class WebhookService:
             tx.set(ref, updated)
             return updated
 
-        return self.uow.run(work), secret
+        return self.uow.run(work), AnsweredOnce(secret)
 
     def signing_secrets(self, endpoint: dict[str, Any], now: datetime) -> list[str]:
         tenant_id, endpoint_id = endpoint["tenant_id"], endpoint["id"]
@@ -406,10 +408,6 @@ class WebhookService:
         def took() -> int:
             return int((time.monotonic() - started) * 1000)
 
-        try:
-            self.check_url(endpoint["url"])  # again now: DNS may have changed since the endpoint was saved
-        except outbound.UnsafeUrl as exc:
-            return AttemptResult(None, took(), f"refused: {exc}", None)
         now = datetime.now(UTC)
         body = str(message["body"]).encode()
         headers = signing.sign(message["id"], int(now.timestamp()), body, self.signing_secrets(endpoint, now))
@@ -423,6 +421,8 @@ class WebhookService:
                 timeout=domain.TIMEOUT_SECONDS,
                 allow_redirects=False,
             )
+        except outbound.UnsafeUrl as exc:  # checked again now: DNS may have changed since it was saved
+            return AttemptResult(None, took(), f"refused: {exc}", None)
         except requests.Timeout:
             return AttemptResult(None, took(), f"no answer within {domain.TIMEOUT_SECONDS:.0f} s", None)
         except requests.RequestException as exc:

@@ -26,12 +26,12 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.authz import ROLE_RANK, may_grant
 from shared.contracts import Actor, EventPayload
 from shared.contracts.payloads import BulkImportCompleted, UserDeactivated, UserInvited, UserRoleChanged
 
 Role = Literal["owner", "admin", "member", "viewer"]
 ROLES: tuple[str, ...] = get_args(Role)
-ROLE_RANK: dict[str, int] = {"viewer": 0, "member": 1, "admin": 2, "owner": 3}
 OPERATOR_RANK = len(ROLE_RANK)
 
 DeactivationReason = Literal[
@@ -122,7 +122,7 @@ class Grantor:
         return max((ROLE_RANK[r] for r in self.roles if r in ROLE_RANK), default=-1)
 
     def may_grant(self, role: str) -> bool:
-        return ROLE_RANK[role] <= self.rank
+        return may_grant(role, frozenset(), self.roles, unrestricted=self.is_operator)
 
     def ensure_may_grant(self, role: str) -> None:
         if not self.may_grant(role):

@@ -23,6 +23,7 @@ BUILTINS: dict[str, dict[str, Any]] = {
                     "name": "tell-admins",
                     "type": "notify",
                     "channel": "email",
+                    "to": "admins",
                     "message": "Privacy request {{request_id}} ({{request_type}}) was processed; "
                     "it is due by {{due_at}}.",
                 },

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import requests
 from google.cloud import firestore
+from google.cloud.firestore_v1.field_path import FieldPath
 
 from functions.workflow_api import domain
 from functions.workflow_api.builtins import BUILTINS, PRIVACY
@@ -134,7 +135,8 @@ class WorkflowService:
         )
         self.secrets = SecretAccessor()
         self._services: CallingService | None = None
-        self._http = requests.Session()
+        # Checks every URL again at each call and connects to the address it checked.
+        self._http = outbound.session(self.settings.webhooks_allow_loopback)
         # Active rules per (tenant, trigger), valid while the tenant's rules revision is unchanged:
         # an event then reads one small document instead of every active workflow.
         self._rules: dict[tuple[str, str], tuple[int, dict[str, dict[str, Any]]]] = {}
@@ -198,9 +200,19 @@ class WorkflowService:
         return self._services
 
     # --- workflows ---------------------------------------------------------------------------------
-    @staticmethod
-    def check(definition: Mapping[str, Any], builtin: bool = False) -> None:
+    def check(self, definition: Mapping[str, Any], builtin: bool = False) -> None:
+        """The definition's rules, and the SSRF guard on every webhook step's URL when it is saved (it is
+        checked again at every call)."""
         errors = domain.validate(definition, builtin)
+        if not errors:
+            for index, step in enumerate(definition["steps"]):
+                if step.get("type") == "webhook":
+                    try:
+                        outbound.check_url(
+                            step["url"], outbound.resolve, self.settings.webhooks_allow_loopback
+                        )
+                    except outbound.UnsafeUrl as exc:
+                        errors.append(domain.Invalid(f"#/steps/{index}/url", str(exc)))
         if errors:
             raise validation_failed(
                 [
@@ -515,9 +527,8 @@ class WorkflowService:
                 input=run_input,
             )
             fired.append(run_id)
-        key = hashlib.sha256(f"{envelope.source}\n{envelope.id}".encode()).hexdigest()[:40]
         tx.set(
-            self.events(tenant_id).document(key),
+            self.events(tenant_id).document(event_key(envelope.source, envelope.id)),
             {
                 "event_id": envelope.id,
                 "name": event.name,
@@ -528,6 +539,12 @@ class WorkflowService:
                 "data": dict(envelope.data),
                 "fired": len(fired),
                 "runs": fired,  # so an erasure of the subject reaches the runs' copies of the event
+                # A privacy request, found again by its subject's erasure (`data` is not indexed).
+                **(
+                    {"data_subject": subject_key(str(envelope.data.get("data_subject_email")))}
+                    if event.name == "Privacy Request Received"
+                    else {}
+                ),
                 "received_at": datetime.now(UTC),
                 "expire_at": envelope.time + EVENT_RETENTION,
             },
@@ -682,10 +699,6 @@ class WorkflowService:
         return value, number
 
     def _webhook(self, ctx: StepContext, url: str) -> StepOutcome:
-        try:
-            outbound.check_url(url, outbound.resolve, self.settings.webhooks_allow_loopback)
-        except outbound.UnsafeUrl as exc:
-            raise StepFailed(f"the webhook URL is refused: {exc}") from exc
         settings = self._webhook_settings(ctx.tenant_id).get()
         if not settings.exists:
             raise StepFailed("the tenant has no workflow webhook secret (POST .../workflows/webhook-secret)")
@@ -712,6 +725,8 @@ class WorkflowService:
             response = self._http.post(
                 url, data=body, headers=headers, timeout=WEBHOOK_TIMEOUT_SECONDS, allow_redirects=False
             )
+        except outbound.UnsafeUrl as exc:  # checked at every call: DNS may have changed since it was saved
+            raise StepFailed(f"the webhook URL is refused: {exc}") from exc
         except requests.RequestException as exc:
             raise StepFailed(f"the webhook did not answer: {type(exc).__name__}") from exc
         if not 200 <= response.status_code < 300:
@@ -761,7 +776,7 @@ class WorkflowService:
             response = self.services.call_with(CUSTOMER_DATA, "POST", f"{base}/{contact_id}/erasure", {})
             if not response.ok:
                 raise StepFailed(f"the erasure answered {response.status_code}")
-            self._forget(ctx.tenant_id, str(contact_id))
+            self._forget(ctx, str(contact_id), str(data.get("data_subject_email") or ""))
             summary = response.json() if response.content else {}
             return StepOutcome(
                 output={
@@ -775,20 +790,38 @@ class WorkflowService:
             output={"request_type": kind, "contact_id": contact_id, "result": "recorded for manual handling"}
         )
 
-    def _forget(self, tenant_id: str, contact_id: str) -> None:
-        """Erasure reaches our own copies too: the stored events about the contact, and the copy of
-        each such event in the input of the runs it started (the run records themselves are kept)."""
-        query = self.events(tenant_id).where(filter=firestore.FieldFilter("subject", "==", contact_id))
-        events = list(query.stream())
-        run_refs = [
-            self.engine.ref(tenant_id, r) for e in events for r in (e.to_dict() or {}).get("runs", [])
-        ]
-        found = [s.reference for s in self.db.get_all(run_refs) if s.exists] if run_refs else []
+    def _forget(self, ctx: StepContext, contact_id: str, email: str) -> None:
+        """Erasure reaches every copy this API holds: the stored events about the contact and the
+        privacy requests naming the subject's e-mail (this one included) are deleted; each run they
+        started keeps its record but not the event's data nor any step output built from it; this run
+        keeps only the request's id, type and dates."""
+        tenant_id = ctx.tenant_id
+        about = self.events(tenant_id).where(filter=firestore.FieldFilter("subject", "==", contact_id))
+        events = {s.reference.path: s for s in about.stream()}
+        if email:
+            named = self.events(tenant_id).where(
+                filter=firestore.FieldFilter("data_subject", "==", subject_key(email))
+            )
+            events.update({s.reference.path: s for s in named.stream()})
+        request = self.events(tenant_id).document(
+            event_key(ctx.input["event"]["source"], ctx.input["event"]["id"])
+        )
+        run_ids = {r for e in events.values() for r in (e.to_dict() or {}).get("runs", [])} - {ctx.run_id}
+        run_refs = [self.engine.ref(tenant_id, r) for r in sorted(run_ids)]
+        runs = [s for s in self.db.get_all(run_refs) if s.exists] if run_refs else []
         batch = self.db.batch()
-        for ref in found:
-            batch.set(ref, {"input": {"event": {"data": {"erased": True}}}}, merge=["input.event.data"])
-        for snapshot in events:
-            batch.delete(snapshot.reference)
+        for run in runs:
+            erased: dict[str, Any] = {"input.event.data": {"erased": True}}
+            for step, record in ((run.to_dict() or {}).get("steps") or {}).items():
+                if isinstance(record, Mapping) and record.get("output"):
+                    erased[FieldPath("steps", step, "output").to_api_repr()] = {"erased": True}
+            batch.update(run.reference, erased)
+        batch.update(
+            self.engine.ref(tenant_id, ctx.run_id),
+            {f"input.event.data.{field}": ERASED for field in PRIVACY_PERSONAL_FIELDS},
+        )
+        for ref in {*(e.reference for e in events.values()), request}:
+            batch.delete(ref)
         batch.delete(self._hop(tenant_id, contact_id))
         batch.commit()
 
@@ -815,6 +848,21 @@ class WorkflowService:
                 payload, tenant_id=finish.tenant_id, subject=finish.run_id, source_api_slug=self.api_slug
             )
         )
+
+
+ERASED = "[erased]"
+# What a Privacy Request Received carries about the data subject (its ids and dates say nothing of them).
+PRIVACY_PERSONAL_FIELDS = ("data_subject_email",)
+
+
+def subject_key(email: str) -> str:
+    """A data subject's e-mail as stored events are found by it: a hash, not the address."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def event_key(source: str, event_id: str) -> str:
+    """The stored event's document id: one per event, whatever the redeliveries."""
+    return hashlib.sha256(f"{source}\n{event_id}".encode()).hexdigest()[:40]
 
 
 @contextlib.contextmanager

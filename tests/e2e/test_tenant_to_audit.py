@@ -226,3 +226,47 @@ def test_a_burst_for_one_tenant_is_recorded_completely_without_contention_failur
     assert int(burst.count().get()[0][0].value) == count
     assert list(db.collection("_dead_letters").stream()) == []
     assert list(db.collection("_quarantine").stream()) == []
+
+
+def test_a_forged_entry_or_a_rewound_chain_is_reported_by_verify(
+    tenant_api: Api, audit_api: Api, db: Any
+) -> None:
+    tenant = tenant_api.post(
+        "/tenants",
+        json={"name": "Forge", "slug": "forge", "plan": "free", "admin_email": "a@forge.example"},
+    ).json()
+    audit = audit_api.as_(tenant_api.token)
+    path = f"/tenants/{tenant['id']}/audit/verify"
+    eventually(
+        lambda: (r := audit.get(path).json())["blocks_checked"] >= 1 and r["unsealed"] == 0 and r["ok"],
+        timeout=30,
+        what="a sealed, verified chain",
+    )
+    entries_path = f"tenants/{tenant['id']}/audit_entries"
+    real = entries(audit, tenant["id"], action="tenant.created")[0]
+    stored = db.document(f"{entries_path}/{real['id']}").get().to_dict()
+    head = db.document(f"tenants/{tenant['id']}/audit_chain/head").get().to_dict()
+    # Entries a verify that only walks blocks and unsealed entries would never look at.
+    for forged_id, flags in (
+        ("forged-beyond", {"block_seq": head["seq"] + 50, "sealed": True}),
+        ("forged-string", {"block_seq": "1", "sealed": True}),
+        ("forged-missing", {"sealed": True}),
+    ):
+        forged = {k: v for k, v in stored.items() if k != "block_seq"} | flags
+        db.document(f"{entries_path}/{forged_id}").set(forged)
+        report = audit.get(path).json()
+        assert report["ok"] is False and report["first_broken"]["entry_id"] == forged_id, report
+        db.document(f"{entries_path}/{forged_id}").delete()
+    assert audit.get(path).json()["ok"] is True
+
+    # Rewind: the newest block is deleted and the head moved back (consistently, as an attacker would).
+    seq = head["seq"]
+    db.document(f"tenants/{tenant['id']}/audit_blocks/{seq:012d}").delete()
+    previous = (
+        db.document(f"tenants/{tenant['id']}/audit_blocks/{seq - 1:012d}").get().to_dict()
+        if seq > 1
+        else {"hash": "0" * 64}
+    )
+    db.document(f"tenants/{tenant['id']}/audit_chain/head").set({"seq": seq - 1, "hash": previous["hash"]})
+    report = audit.get(path).json()
+    assert report["ok"] is False and "anchor" in report["first_broken"]["reason"], report

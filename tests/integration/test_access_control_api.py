@@ -287,6 +287,37 @@ def test_bad_input_gets_a_problem_and_changes_nothing(
     )
 
 
+@pytest.mark.usefixtures("paused_sealing")
+def test_one_rule_for_granting_roles_whatever_the_path(
+    clean: Suite,
+    admin: Api,
+    as_operator: Api,
+    tokens: Callable[..., str],
+    tenant: dict[str, Any],
+    db: Any,
+) -> None:
+    path = base(tenant)
+    ok(as_operator.put(f"{path}/groups/owners", json={"members": []}), 201)
+    ok(as_operator.put(f"{path}/policies/po", json={"role": "owner", "members": ["group:owners"]}), 201)
+    before = quiescent(db, tenant_id=tenant["id"])
+    refused = [
+        # An admin binds owner to themselves (or anyone) through a policy...
+        admin.put(f"{path}/policies/p-own", json={"role": "owner", "members": ["user:u-admin"]}),
+        # ... or joins a group an owner policy binds.
+        admin.put(f"{path}/groups/owners", json={"members": ["u-admin"]}),
+    ]
+    for response in refused:
+        assert response.status_code == 403 and response.headers["Content-Type"] == PROBLEM, response.text
+        assert response.json()["type"].endswith("role-not-grantable") and response.json()["role"] == "owner"
+    assert dump_firestore(db, tenant["id"]) == before
+    # Up to their own role an admin grants by every path; an owner grants owner.
+    ok(admin.put(f"{path}/policies/p-adm", json={"role": "admin", "members": ["user:u2"]}), 201)
+    owner = Api(
+        clean.function_url("access_control_api"), tokens("owner@acme.example", tenant["id"], ("owner",))
+    )
+    ok(owner.put(f"{path}/groups/owners", json={"members": ["u3"]}))
+
+
 def test_other_tenants_get_404_and_roles_without_access_permissions_get_403(
     clean: Suite, tenant_api: Api, tokens: Callable[..., str], tenant: dict[str, Any], admin: Api
 ) -> None:

@@ -33,12 +33,14 @@ from shared.contracts.payloads import PaymentFailed, PlanUpgraded, SubscriptionC
 from shared.events import CloudEvent, new_event
 from shared.intake import ATTEMPTS, DEAD_LETTERS, PROCESSED, QUARANTINE, Delivered, EventHandler, EventIntake
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
+from shared.problems import Problem
 from shared.uow import Outbox, Tx, UnitOfWork
 from tests.conftest import Api, eventually, store_tenant
 
 API_NAME = "Tenant API"
 EFFECTS = "test_effects"
 MAX_ATTEMPTS = 3
+MAX_TRANSIENT_ATTEMPTS = 5
 BILLING_SOURCE = "//billing.cmp.example/subscriptions"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -149,9 +151,14 @@ def tenant_created(tenant_id: str) -> CloudEvent:
 class Handlers:
     db: firestore.Client
     calls: list[tuple[str, str]] = field(default_factory=list)  # (event name, event id)
+    extensions: list[dict[str, Any]] = field(default_factory=list)  # of every Plan Upgraded handled
+    down: set[str] = field(default_factory=set)  # tenants whose dependency answers 503 for now
 
     def plan_upgraded(self, event: Delivered, tx: Tx) -> None:
         self.calls.append(("Plan Upgraded", event.envelope.id))
+        if event.tenant_id in self.down:
+            raise Problem(503, "dependency-unavailable", "The tenant_api function did not answer.")
+        self.extensions.append(event.envelope.extensions)
         ref = self.db.collection(EFFECTS).document(event.tenant_id)
         current = tx.get(ref) or {"count": 0, "events": []}
         tx.set(ref, {"count": current["count"] + 1, "events": [*current["events"], event.envelope.id]})
@@ -194,7 +201,15 @@ def build_intake(db: firestore.Client, project: str, handlers: dict[str, EventHa
     catalog = load_catalog()
     uow = UnitOfWork(db, Outbox(db, publisher, catalog, project))
     return EventIntake(
-        catalog.api(API_NAME), catalog, handlers, uow, publisher, project, MAX_ATTEMPTS, timedelta(days=8)
+        catalog.api(API_NAME),
+        catalog,
+        handlers,
+        uow,
+        publisher,
+        project,
+        MAX_ATTEMPTS,
+        timedelta(days=8),
+        max_transient_attempts=MAX_TRANSIENT_ATTEMPTS,
     )
 
 
@@ -250,6 +265,22 @@ def test_the_same_id_from_another_source_is_another_event(intake: Intake) -> Non
     assert (intake.db.collection(EFFECTS).document("t_sources").get().to_dict() or {})["count"] == 2
 
 
+def test_an_event_with_extension_attributes_is_processed_and_they_are_kept(intake: Intake) -> None:
+    extensions = {
+        "tracestate": "vendor=1",
+        "partitionkey": "k1",
+        "sequence": "42",
+        "dataref": "https://billing.example/d/1",
+        "sampledrate": 10,
+        "comexamplevip": True,
+    }
+    envelope = {**json.loads(plan_upgraded("t_ext").model_dump_json()), **extensions}
+
+    assert intake.deliver(push_body(json.dumps(envelope).encode(), message_id="4001")) == (200, "processed")
+    assert intake.handlers.extensions[-1] == extensions
+    assert not [doc for doc in intake.docs(QUARANTINE) if doc.get("message_id") == "4001"]
+
+
 # --------------------------------------------------------------------------------------------------------
 # Quarantine
 # --------------------------------------------------------------------------------------------------------
@@ -284,6 +315,12 @@ QUARANTINE_CASES: dict[str, tuple[Callable[[], bytes], str, str | None]] = {
         "malformed CloudEvent",
         "3002",
     ),
+    "bad-extension-name": (
+        lambda: _envelope_with(**{"Trace-State": "x"}),
+        "malformed CloudEvent",
+        "3003",
+    ),
+    "object-extension": (lambda: _envelope_with(vendor={"a": 1}), "malformed CloudEvent", "3003"),
     "naive-time": (lambda: _envelope_with(time="2026-03-01T10:00:00"), "malformed CloudEvent", "3003"),
     "unknown-type": (
         lambda: _envelope_with(type="com.cmp.nothing.happened.v1"),
@@ -411,8 +448,8 @@ def test_a_failing_handler_is_retried_then_dead_lettered(
         (500, "retry"),
         (200, "dead-lettered"),
     ]
-    assert outcomes[0].detail == f"attempt 1 of {MAX_ATTEMPTS} failed"
-    assert outcomes[1].detail == f"attempt 2 of {MAX_ATTEMPTS} failed"
+    assert outcomes[0].detail == f"attempt 1 of {MAX_ATTEMPTS} failed (permanent)"
+    assert outcomes[1].detail == f"attempt 2 of {MAX_ATTEMPTS} failed (permanent)"
     assert intake.handlers.calls == [("Payment Failed", event.id)] * MAX_ATTEMPTS
     assert intake.docs(PROCESSED) == []
     (attempts,) = intake.docs(ATTEMPTS)
@@ -435,7 +472,46 @@ def test_a_failing_handler_is_retried_then_dead_lettered(
     assert parked["type"] == event.type
     assert parked["tenant_id"] == "t_dl"
     assert parked["attempts"] == MAX_ATTEMPTS
+    assert parked["failure"] == "permanent"
     assert CloudEvent.model_validate_json(parked["envelope"]) == event
+
+
+def test_a_dependency_outage_gets_the_longer_budget_and_a_short_one_parks_nothing(
+    intake: Intake, dead_letters: PullSubscription
+) -> None:
+    short, long = plan_upgraded("t_outage_short"), plan_upgraded("t_outage_long")
+    intake.handlers.down |= {"t_outage_short", "t_outage_long"}
+    short_body = push_body(short, message_id="4101")
+    # Past the budget of a bug, an outage is still retried...
+    for _ in range(MAX_ATTEMPTS + 1):
+        assert intake.deliver(short_body) == (500, "retry")
+    (record,) = [d for d in intake.docs(ATTEMPTS) if d.get("event_id") == short.id]
+    assert record["transient"] == MAX_ATTEMPTS + 1 and record["last_kind"] == "transient"
+    # ... and once the dependency is back, the event is applied, once.
+    intake.handlers.down.discard("t_outage_short")
+    assert intake.deliver(short_body) == (200, "processed")
+    assert intake.deliver(short_body) == (200, "duplicate")
+    # An outage longer than the transient budget parks the event, saying so.
+    long_body = push_body(long, message_id="4102")
+    outcomes = [intake.deliver(long_body) for _ in range(MAX_TRANSIENT_ATTEMPTS)]
+    assert outcomes == [(500, "retry")] * (MAX_TRANSIENT_ATTEMPTS - 1) + [(200, "dead-lettered")]
+    (parked,) = [d for d in intake.docs(DEAD_LETTERS) if d["event_id"] == long.id]
+    assert parked["failure"] == "transient" and parked["attempts"] == MAX_TRANSIENT_ATTEMPTS
+    assert dict(dead_letters.wait_for(long.id).attributes)["dead-letter-failure"] == "transient"
+
+
+def test_an_event_whose_handler_never_answered_is_parked_before_the_pubsub_backstop(
+    intake: Intake, dead_letters: PullSubscription
+) -> None:
+    """A handler killed mid-way answers nothing and counts nothing of ours: Pub/Sub's delivery count
+    shows it. Past every budget the event is parked (with its record) instead of running again."""
+    event = plan_upgraded("t_killed")
+    body = push_body(event, message_id="4201", delivery_attempt=MAX_TRANSIENT_ATTEMPTS + 1)
+    assert intake.deliver(body) == (200, "dead-lettered")
+    assert intake.handlers.calls == []
+    (parked,) = [d for d in intake.docs(DEAD_LETTERS) if d["event_id"] == event.id]
+    assert parked["failure"] == "no answer"
+    dead_letters.wait_for(event.id)
 
 
 def test_pubsub_delivery_attempt_counts_when_it_is_ahead_of_ours(

@@ -192,6 +192,32 @@ def test_rotation_signs_with_both_secrets_and_no_secret_is_stored_or_logged(
         assert raw not in logs
 
 
+def test_an_idempotent_create_or_rotation_stores_no_secret_and_belongs_to_the_tenant(
+    hooks: Api, receiver: Receiver, db: Any
+) -> None:
+    body = {"url": receiver.url, "event_types": ["Contact Created"], "description": "idempotent"}
+    first = hooks.post("/endpoints", json=body, headers={"Idempotency-Key": "create-1"})
+    assert first.status_code == 201, first.text
+    endpoint = first.json()
+    rotated = hooks.post(
+        f"/endpoints/{endpoint['id']}/rotate-secret", json={}, headers={"Idempotency-Key": "rotate-1"}
+    )
+    assert rotated.status_code == 200, rotated.text
+
+    # A retry replays the answer, without the secret, and says where it was left out.
+    again = hooks.post("/endpoints", json=body, headers={"Idempotency-Key": "create-1"})
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == {**endpoint, "secret": None}
+    assert again.headers["Idempotent-Redacted"] == "#/secret"
+
+    stored = json.dumps(dump_firestore(db), default=str)
+    for secret in (endpoint["secret"], rotated.json()["secret"]):
+        assert secret.removeprefix("whsec_") not in stored
+    tenant_id = endpoint_tenant(hooks)
+    records = [d.to_dict() for d in db.collection("_idempotency").stream()]
+    assert len(records) == 2 and all(r["tenant_id"] == tenant_id for r in records)
+
+
 @pytest.mark.usefixtures("paused_sealing")
 def test_bad_input_is_422_and_changes_nothing(hooks: Api, receiver: Receiver, db: Any) -> None:
     endpoint = create_endpoint(hooks, receiver.url)

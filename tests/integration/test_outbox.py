@@ -26,7 +26,7 @@ from shared.clients import publisher as real_publisher
 from shared.contracts import Actor
 from shared.contracts.payloads import TenantCreated
 from shared.events import CloudEvent, new_event, ordering_key
-from shared.uow import OUTBOX, Outbox, Publisher, Tx, UnitOfWork
+from shared.uow import OUTBOX, QUARANTINE, Outbox, Publisher, Tx, UnitOfWork
 from tests.conftest import eventually, reset_firestore
 
 AGGREGATES = "test_aggregates"
@@ -342,6 +342,41 @@ def test_the_relay_only_republishes_unmarked_entries_older_than_the_grace(
     assert recorder.published == [delivered.id, stranded.id]
     received.wait_for(stranded.id)
     assert received.ids().count(delivered.id) == 1
+
+
+def test_a_poisoned_entry_is_quarantined_and_the_relay_goes_on(
+    db: firestore.Client, suite: Suite, inbox: Callable[[str], Inbox]
+) -> None:
+    received = inbox("Tenant Created")
+    _, failing_uow = build(db, suite, FailingPublisher())
+    tenant_id = new_id()
+    before, after = tenant_created(tenant_id), tenant_created(tenant_id)
+    failing_uow.run(lambda tx: tx.emit(before))
+    old = datetime.now(UTC) - timedelta(minutes=5)
+    poisoned = {
+        "unparsable": "{not json",
+        "left-the-catalog": before.model_copy(
+            update={"id": "e-gone", "type": "com.cmp.gone.v1"}
+        ).model_dump_json(),
+    }
+    for entry_id, envelope in poisoned.items():
+        db.collection(OUTBOX).document(entry_id).set(
+            {"envelope": envelope, "published": False, "created_at": old, "tenant_id": tenant_id}
+        )
+    db.collection(OUTBOX).document("no-envelope").set({"published": False, "created_at": old})
+    failing_uow.run(lambda tx: tx.emit(after))
+
+    recorder = RecordingPublisher()
+    relay_outbox, _ = build(db, suite, recorder)
+    assert relay_outbox.relay(older_than=timedelta(0)) == 2
+    assert sorted(recorder.published) == sorted([before.id, after.id])
+    received.wait_for(before.id)
+    received.wait_for(after.id)
+    quarantined = {d.id: d.to_dict() or {} for d in db.collection(QUARANTINE).stream()}
+    assert set(quarantined) == {"outbox--unparsable", "outbox--left-the-catalog", "outbox--no-envelope"}
+    assert quarantined["outbox--unparsable"]["tenant_id"] == tenant_id
+    assert all(outbox_entry(db, entry) is None for entry in (*poisoned, "no-envelope"))
+    assert relay_outbox.relay(older_than=timedelta(0)) == 0  # nothing left behind to trip over
 
 
 def test_the_relay_is_at_least_once_an_entry_is_republished_until_it_is_marked(

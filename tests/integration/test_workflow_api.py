@@ -162,12 +162,12 @@ def test_a_contact_won_fires_the_workflow_once_signed_and_recorded(
 
 @pytest.mark.usefixtures("paused_sealing")
 def test_the_dry_run_reports_what_would_fire_and_changes_nothing(
-    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any]
+    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any], receiver: Receiver
 ) -> None:
     for contact, stage in (("con_a", "customer"), ("con_b", "opportunity"), ("con_c", "customer")):
         publish(clean, contact_updated(tenant["id"], contact, stage))
     eventually(lambda: len(stored_updates(db, tenant["id"])) == 3, what="the events to be stored")
-    draft = flows.post("", json={"name": "Draft", "definition": won_definition("https://hooks.example/won")})
+    draft = flows.post("", json={"name": "Draft", "definition": won_definition(receiver.url)})
     assert draft.status_code == 201, draft.text
     workflow_id = draft.json()["id"]
     before = quiescent(db, tenant_id=tenant["id"])
@@ -210,6 +210,23 @@ def test_versions_edit_a_draft_activate_archives_the_previous_one(flows: Api, re
     assert archived.status_code == 200 and archived.json()["status"] == "inactive"
     assert flows.delete(f"/{wid}").status_code == 204
     assert flows.get(f"/{wid}").status_code == 404
+
+
+@pytest.mark.usefixtures("paused_sealing")
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/computeMetadata/v1/", "https://10.0.0.7/x", "https://[2002:a00:1::]/x"]
+)
+def test_a_webhook_step_to_a_forbidden_address_is_refused_when_saved(
+    flows: Api, receiver: Receiver, url: str
+) -> None:
+    response = flows.post("", json={"name": "Leak", "definition": won_definition(url)})
+    assert response.status_code == 422 and response.headers["Content-Type"] == PROBLEM
+    assert [e["pointer"] for e in response.json()["errors"]] == ["#/definition/steps/2/url"]
+    workflow = flows.post("", json={"name": "Fine", "definition": won_definition(receiver.url)}).json()
+    changed = flows.patch(f"/{workflow['id']}", json={"definition": won_definition(url)})
+    assert changed.status_code == 422
+    assert flows.get(f"/{workflow['id']}").json()["versions"] == {"1": "draft"}
+    assert [w["name"] for w in flows.get("").json()["items"]] == ["Fine"]
 
 
 @pytest.mark.usefixtures("paused_sealing")
@@ -370,6 +387,111 @@ def test_privacy_requests_export_or_erase_through_the_customer_data_api(
     [about] = runs(flows, noted["id"])
     assert about["input"]["event"]["data"] == {"erased": True}
     assert not [e for e in stored_updates(db, tenant["id"]) if e["subject"] == contact_id]
+
+
+def test_an_erasure_leaves_no_copy_of_the_subjects_data_anywhere(
+    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any], tokens: Callable[..., str]
+) -> None:
+    """The strict way: a unique marker in every field that can carry the subject's personal data, the
+    data copied by a workflow's steps and by a privacy request, then every document searched."""
+    crm = Api(
+        clean.function_url("customer_data_api") + f"/tenants/{tenant['id']}/contacts",
+        tokens(f"admin@{tenant['slug']}.example", tenant["id"], ("admin",)),
+    )
+    letters = "".join(chr(ord("a") + int(c, 16)) for c in uuid.uuid4().hex[:16])
+    digits = str(uuid.uuid4().int)[:9]
+    email = f"{letters}@globex.example"
+    created = crm.post(
+        "",
+        json={
+            "first_name": f"Fn{letters}",
+            "last_name": f"Ln{letters}",
+            "emails": [email],
+            "phones": [f"+4930{digits}"],
+            "job_title": f"Title {letters}",
+            "custom_fields": {"note": f"note {letters}"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    contact_id = created.json()["id"]
+    copier = create_active(
+        flows,
+        {
+            "trigger": "Contact Updated",
+            "steps": [
+                {"name": "tell", "type": "notify", "message": "now {{changes.job_title.after}}"},
+                {"name": "echo", "type": "update_contact", "changes": {"tags": ["noted"]}},
+            ],
+        },
+        "Copier",
+    )
+    assert crm.patch(f"/{contact_id}", json={"job_title": f"Chief {letters}"}).status_code == 200
+    eventually(
+        lambda: [r for r in runs(flows, copier["id"]) if r["status"] == "succeeded"],
+        timeout=60,
+        what="a run copying the subject's data",
+    )
+    payload = PAYLOADS["Privacy Request Received"].model_validate(
+        {
+            "request_id": "prq_strict",
+            "request_type": "erasure",
+            "data_subject_email": email,
+            "contact_id": None,
+            "channel": "web_form",
+            "received_at": "2026-11-28T08:00:00Z",
+            "due_at": "2026-12-28T08:00:00Z",
+        }
+    )
+    publish(
+        clean, new_event(payload, tenant_id=tenant["id"], subject="prq_strict", source_api_slug="privacy")
+    )
+
+    def erased() -> bool:
+        if flows.get("/builtin-privacy-request").status_code == 404:
+            return False
+        return any(r["status"] == "succeeded" for r in runs(flows, "builtin-privacy-request"))
+
+    eventually(erased, timeout=60, what="the erasure run")
+    # The privacy domain confirms the erasure (Data Erasure Completed): the audit trail erases the
+    # details of its entries about the contact, and still verifies.
+    completed = PAYLOADS["Data Erasure Completed"].model_validate(
+        {
+            "request_id": "prq_strict",
+            "subject_type": "contact",
+            "subject_id": contact_id,
+            "systems": ["crm"],
+            "records_erased": 1,
+            "completed_at": "2026-11-28T09:00:00Z",
+        }
+    )
+    publish(
+        clean, new_event(completed, tenant_id=tenant["id"], subject="prq_strict", source_api_slug="privacy")
+    )
+    audit = Api(clean.function_url("audit_api"), flows.token)
+    eventually(
+        lambda: any(
+            e["action"] == "data.erasure.completed"
+            for e in audit.get(f"/tenants/{tenant['id']}/audit/entries").json()["items"]
+        ),
+        timeout=60,
+        what="the erasure recorded in the audit trail",
+    )
+    quiescent(db)
+    verified = eventually(
+        lambda: (r := audit.get(f"/tenants/{tenant['id']}/audit/verify").json())["unsealed"] == 0 and r,
+        timeout=60,
+        what="the trail sealed",
+    )
+    assert verified["ok"] is True, verified
+    everything = dump_firestore(db)
+    holding = sorted(
+        path
+        for path, document in everything.items()
+        if letters in json.dumps(document, default=str) or digits in json.dumps(document, default=str)
+    )
+    # Not erased yet: the Notification API's e-mail log and in-app notifications (it has no erasure).
+    known_gaps = ("/notification_emails/", "/inbox/")
+    assert [p for p in holding if not any(gap in p for gap in known_gaps)] == [], "\n".join(holding)
 
 
 def test_a_chain_of_workflows_triggering_each_other_stops_at_the_hop_limit(

@@ -179,3 +179,101 @@ def test_the_bound_must_hold_a_tenant(loader: FakeLoader) -> None:
 def test_defaults() -> None:
     store = AccessStore(FakeLoader())
     assert store.version_check_seconds == 2.0 and store.max_tenants == 1024
+
+
+# A load that never returns, or fails: only that tenant's requests are affected, and never for long.
+
+
+class HungLoader(FakeLoader):
+    """Loads of the tenants in `hung` block until `release` is set; `entered` tells a load started."""
+
+    def __init__(self, hung: set[str]) -> None:
+        super().__init__()
+        self.hung = hung
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.failing: set[str] = set()
+
+    def version(self, tenant_id: str) -> int:
+        self._wait(tenant_id)
+        return super().version(tenant_id)
+
+    def load(self, tenant_id: str) -> TenantAccess:
+        self._wait(tenant_id)
+        return super().load(tenant_id)
+
+    def _wait(self, tenant_id: str) -> None:
+        if tenant_id in self.failing:
+            raise ConnectionError("the channel was torn down")
+        if tenant_id in self.hung:
+            self.entered.set()
+            self.release.wait()
+
+
+def test_a_hung_load_blocks_no_other_tenant() -> None:
+    from tests.conftest import eventually
+
+    loader = HungLoader({"t-hung"})
+    store = AccessStore(loader, load_deadline_seconds=0.05)
+    stuck = threading.Thread(target=store.snapshot, args=("t-hung",), daemon=True)
+    stuck.start()
+    try:
+        assert loader.entered.wait(timeout=10)
+        done: list[str] = []
+
+        def others() -> None:
+            # Every other tenant: any lock shared with the hung tenant (a stripe) would hold one of them.
+            for i in range(300):
+                done.append(store.snapshot(f"t{i}").tenant_id)
+
+        threading.Thread(target=others, daemon=True).start()
+        eventually(lambda: len(done) == 300, what="the other tenants' snapshots")
+        assert stuck.is_alive()  # the hung load is still hung: nobody waited for it
+    finally:
+        loader.release.set()
+
+
+def test_a_request_waiting_on_a_hung_load_gets_503_after_the_deadline() -> None:
+    from shared.problems import Problem
+
+    loader = HungLoader({"t-hung"})
+    store = AccessStore(loader, load_deadline_seconds=0.05)
+    threading.Thread(target=store.snapshot, args=("t-hung",), daemon=True).start()
+    try:
+        assert loader.entered.wait(timeout=10)
+        with pytest.raises(Problem) as raised:
+            store.decide(Principal(uid="u1", tenant_id="t-hung"), "tenants:read", "t-hung")
+        assert raised.value.status == 503 and raised.value.headers["Retry-After"] == "1"
+    finally:
+        loader.release.set()
+
+
+def test_a_failed_load_serves_the_last_good_snapshot_while_recent_then_503(clock: Clock) -> None:
+    from shared.problems import Problem
+
+    loader = HungLoader(set())
+    store = AccessStore(loader, version_check_seconds=2.0, stale_seconds=30.0, clock=clock)
+    good = store.snapshot("t1")
+    loader.failing.add("t1")
+    clock.now += 10  # past the version check, within the stale window
+    assert store.snapshot("t1") is good
+    clock.now += 25  # 35 s since the last good check
+    with pytest.raises(Problem) as raised:
+        store.snapshot("t1")
+    assert raised.value.status == 503
+    loader.failing.clear()
+    assert store.snapshot("t1").tenant_id == "t1"  # recovered: the next request loads again
+
+
+def test_a_load_older_than_its_deadline_is_abandoned_for_a_fresh_one(clock: Clock) -> None:
+    loader = HungLoader({"t1"})
+    store = AccessStore(loader, load_deadline_seconds=0.05, clock=clock)
+    threading.Thread(target=store.snapshot, args=("t1",), daemon=True).start()
+    try:
+        assert loader.entered.wait(timeout=10)
+        clock.now += 1  # the first load is past its deadline
+        loader.hung.clear()
+        assert store.snapshot("t1").tenant_id == "t1"
+        assert loader.loads == ["t1"]  # the fresh load did the work; the first is still hung
+    finally:
+        loader.release.set()

@@ -12,10 +12,15 @@ from typing import Any
 import pytest
 
 from functions.audit_api.chain import (
+    ERASED_DETAILS,
     GENESIS,
+    UNSEALED_GRACE,
+    Broken,
+    ChainVerifier,
     block_hash,
     build_block,
     canonical_json,
+    details_digest,
     entry_hash,
     entry_id,
     merkle_root,
@@ -321,3 +326,78 @@ def test_an_entry_whose_id_does_not_come_from_its_event_is_detected() -> None:
     forged["hash"] = entry_hash(forged)
     chain.unsealed = [forged]
     assert chain.verify()["first_broken"]["reason"] == "entry id does not match its source event"
+
+
+# Every stored entry is accounted for, and the chain is checked against its anchor.
+
+
+def _never() -> int:
+    raise AssertionError("the head is re-read only for an entry claiming a block beyond it")
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        ({"sealed": True}, "entry has no block_seq: neither sealed nor unsealed"),
+        ({"sealed": True, "block_seq": "1"}, "entry block_seq has the wrong type (str)"),
+        ({"sealed": True, "block_seq": 1.0}, "entry block_seq has the wrong type (float)"),
+        ({"sealed": True, "block_seq": True}, "entry block_seq has the wrong type (bool)"),
+        ({"sealed": True, "block_seq": 9}, "entry claims block 9 beyond the chain head 2"),
+        ({"sealed": True, "block_seq": 0}, "entry claims block 0 beyond the chain head 2"),
+    ],
+)
+def test_an_entry_that_fits_no_block_and_is_not_unsealed_is_reported(
+    flags: dict[str, Any], reason: str
+) -> None:
+    verifier = ChainVerifier({"seq": 2, "hash": "h"})
+    assert verifier.account("forged", flags, lambda: 2) is None
+    broken = verifier.report().first_broken
+    assert broken is not None and broken.entry_id == "forged" and broken.reason == reason
+
+
+def test_entries_are_classified_sealed_unsealed_or_sealed_since_the_head_was_read() -> None:
+    verifier = ChainVerifier({"seq": 2, "hash": "h"})
+    assert verifier.account("a", {"sealed": True, "block_seq": 1}, _never) == "sealed"
+    assert verifier.account("b", {"sealed": False, "block_seq": None}, _never) == "unsealed"
+    assert verifier.account("c", {"sealed": True, "block_seq": 3}, lambda: 3) == "newer"
+    assert verifier.claimed == 1 and verifier.report().ok
+
+
+def test_an_entry_left_unsealed_past_the_seal_window_is_reported() -> None:
+    entry = make_entry(1)
+    recorded = entry["recorded_at"]
+    fresh = ChainVerifier(None)
+    assert fresh.check_unsealed(entry, entry["id"], recorded + UNSEALED_GRACE / 2)
+    late = ChainVerifier(None)
+    assert not late.check_unsealed(entry, entry["id"], recorded + UNSEALED_GRACE * 2)
+    assert late.report().first_broken == Broken(None, entry["id"], "entry left unsealed past the seal window")
+
+
+def test_the_chain_is_checked_against_its_anchor() -> None:
+    head = {"seq": 3, "hash": "h3"}
+    assert ChainVerifier(head).check_anchor({"seq": 2, "hash": "h2"}, "h2")
+    rewound = ChainVerifier({"seq": 1, "hash": "h1"})
+    assert not rewound.check_anchor({"seq": 2, "hash": "h2"}, None)
+    assert "behind its anchor" in str(rewound.report().first_broken)
+    rehashed = ChainVerifier(head)
+    assert not rehashed.check_anchor({"seq": 2, "hash": "h2"}, "other")
+    assert "does not match its anchor" in str(rehashed.report().first_broken)
+    unanchored = ChainVerifier(head)
+    assert not unanchored.check_anchor(None, None)
+    assert ChainVerifier(None).check_anchor(None, None)  # an empty chain needs none
+
+
+def test_erased_details_still_verify_and_changed_details_do_not() -> None:
+    entry = make_entry(1)
+    entry["details_digest"] = details_digest(entry["details"])
+    entry["hash"] = entry_hash(entry)
+    erased = {**entry, "details": ERASED_DETAILS}
+    assert ChainVerifier(None).check_unsealed(erased, entry["id"])
+    changed = {**entry, "details": {**entry["details"], "reason": "forged"}}
+    verifier = ChainVerifier(None)
+    assert not verifier.check_unsealed(changed, entry["id"])
+    assert verifier.report().first_broken == Broken(
+        None, entry["id"], "entry hash mismatch: its content changed"
+    )
+    digest_changed = {**entry, "details_digest": "0" * 64}
+    assert not ChainVerifier(None).check_unsealed(digest_changed, entry["id"])

@@ -81,6 +81,7 @@ def test_every_audited_event_maps_to_one_entry(event: Event) -> None:
         "recorded_at",
         "source_event",
         "details",
+        "details_digest",
         "hash",
         "sealed",
         "block_seq",
@@ -99,7 +100,10 @@ def test_every_audited_event_maps_to_one_entry(event: Event) -> None:
     assert entry["details"] == {k: v for k, v in d.payload.model_dump(mode="json").items() if k != "actor"}
     assert entry["sealed"] is False and entry["block_seq"] is None
 
-    content = {k: v for k, v in entry.items() if k not in ("hash", "sealed", "block_seq")}
+    # The details are committed through their digest (so erasure can remove them), the rest directly.
+    details = json.dumps(entry["details"], sort_keys=True, separators=(",", ":"))
+    assert entry["details_digest"] == hashlib.sha256(details.encode()).hexdigest()
+    content = {k: v for k, v in entry.items() if k not in ("hash", "sealed", "block_seq", "details")}
     content |= {"occurred_at": rfc3339(OCCURRED), "recorded_at": rfc3339(RECORDED)}
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     assert entry["hash"] == hashlib.sha256(canonical.encode()).hexdigest()

@@ -23,7 +23,7 @@ from shared.auth import ServiceAuthenticator, bearer_token, principal_from_claim
 from shared.authz import Principal
 from shared.config import Settings
 from shared.http import HttpApp, Reply, RequestContext, Router
-from shared.idempotency import IdempotencyStore, StoredReply
+from shared.idempotency import AnsweredOnce, IdempotencyStore, StoredReply, without_secrets
 from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
 from shared.problems import PROBLEM_BASE, Problem, unauthenticated
@@ -61,8 +61,12 @@ class MemoryIdempotency(IdempotencyStore):
 
     def __init__(self) -> None:
         self.claims: dict[tuple[str, str], tuple[str, StoredReply | None]] = {}
+        self.owners: dict[tuple[str, str], str | None] = {}
 
-    def claim(self, scope: str, key: str, fingerprint: str) -> StoredReply | None:
+    def claim(
+        self, scope: str, key: str, fingerprint: str, tenant_id: str | None = None
+    ) -> StoredReply | None:
+        self.owners[(scope, key)] = tenant_id
         existing = self.claims.get((scope, key))
         if existing is None:
             self.claims[(scope, key)] = (fingerprint, None)
@@ -716,3 +720,31 @@ def test_service_authenticator_checks_the_audience_when_one_is_configured() -> N
 def test_service_authenticator_without_a_signing_key_refuses_everything() -> None:
     token = sign_local_service_token(SIGNING_KEY, PUSH_ACCOUNT)
     assert _service_auth_status(local_settings(local_signing_key=None), {}, query_token=token) == 401
+
+
+def test_an_idempotent_answer_is_stored_without_its_secrets_and_owned_by_the_tenant() -> None:
+    router = Router("test-api")
+
+    @router.post("/tenants/{tenant_id}/keys", permission="webhooks:manage")
+    def create_key(ctx: RequestContext) -> Reply:
+        secret = AnsweredOnce("s3cr3t-value")
+        return Reply({"id": "k1", "secret": secret, "nested": [{"token": secret}]}, status=201)
+
+    store = MemoryIdempotency()
+    app = HttpApp(router, FakeAuthenticator, lambda: store)
+    key = {"Idempotency-Key": "key-1"}
+    first = call(app, "POST", "/tenants/t-a/keys", token="admin:t-a", body={}, headers=key)
+    second = call(app, "POST", "/tenants/t-a/keys", token="admin:t-a", body={}, headers=key)
+
+    assert first.get_json() == {"id": "k1", "secret": "s3cr3t-value", "nested": [{"token": "s3cr3t-value"}]}
+    assert "Idempotent-Redacted" not in first.headers
+    assert second.get_json() == {"id": "k1", "secret": None, "nested": [{"token": None}]}
+    assert second.headers["Idempotent-Redacted"] == "#/secret, #/nested/0/token"
+    assert not any("s3cr3t" in repr(reply) for _, reply in store.claims.values())
+    assert set(store.owners.values()) == {"t-a"}
+
+
+def test_without_secrets_leaves_everything_else_as_it_is() -> None:
+    body = {"a/b": AnsweredOnce("x"), "n": 1, "s": "plain", "l": [1, "two"], "none": None}
+    assert without_secrets(body) == ({**body, "a/b": None}, ["#/a~1b"])
+    assert without_secrets("plain") == ("plain", [])

@@ -276,7 +276,10 @@ def test_envelope_schema_rejects_a_broken_envelope() -> None:
     for field in ("id", "type", "source", "tenantid", "data"):
         assert not check.is_valid({k: v for k, v in good.items() if k != field}), field
     assert not check.is_valid({**good, "specversion": "0.3"})
-    assert not check.is_valid({**good, "unknown": 1})
+    assert not check.is_valid({**good, "Not-An-Attribute": 1})
+    assert not check.is_valid({**good, "vendorthing": {"nested": 1}})
+    # CloudEvents extensions are part of a valid envelope.
+    check.validate({**good, "tracestate": "a=b", "sampledrate": 10, "vendorflag": True})
 
 
 def test_schemas_dir_is_beside_shared() -> None:
