@@ -44,10 +44,11 @@ run: setup ## Run the whole platform on the local emulators, with a demo tenant
 	@$(PY) -m emulators.suite
 	$(PY) -m emulators.run
 
-lint: $(STAMPS)/venv ## ruff and mypy (strict on shared/ and functions/)
+lint: $(STAMPS)/venv ## ruff, mypy (strict on shared/, functions/ and workers/) and deptry (imports match pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/deptry .
 
 fmt: $(STAMPS)/venv ## Format and auto-fix
 	$(VENV)/bin/ruff format .
