@@ -14,7 +14,7 @@ NODE_MODULES := emulators/auth/node_modules
 TEST_WORKERS ?= 4
 BUILD_DIR ?= build
 
-.PHONY: help setup run test test-fast lint fmt schemas build bench prereqs prereqs-python clean plan-check
+.PHONY: help setup run test test-fast lock lint fmt schemas build bench prereqs prereqs-python clean plan-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,12 +26,21 @@ prereqs: prereqs-python ## Check the tools the local suite needs, and say what t
 	@command -v java >/dev/null || { echo "Java 11+ is needed by the Firestore and Pub/Sub emulators: install openjdk-17-jre-headless" >&2; exit 2; }
 	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed by the Firebase Auth emulator: install nodejs and npm" >&2; exit 2; }
 
-$(STAMPS)/venv: pyproject.toml | prereqs
+# Installs exactly what requirements/dev.lock pins, every file checked against its hash.
+$(STAMPS)/venv: pyproject.toml requirements/dev.lock | prereqs
 	@mkdir -p $(STAMPS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
+
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--quiet --custom-compile-command "make lock"
+
+lock: $(STAMPS)/venv ## Resolve requirements/*.lock again from pyproject.toml (after changing a dependency)
+	$(UV_COMPILE) -o requirements/runtime.lock
+	$(UV_COMPILE) --extra dev -o requirements/dev.lock
 
 $(STAMPS)/npm: emulators/auth/package-lock.json | prereqs
 	@mkdir -p $(STAMPS)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import shutil
 import sys
-import tomllib
 from pathlib import Path
 from typing import TypedDict
 
@@ -39,8 +38,9 @@ class ManifestEntry(TypedDict):
 
 
 def requirements() -> str:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return "".join(f"{dep}\n" for dep in project["dependencies"])
+    """The run-time lock (`make lock`): every package pinned with its hashes, so a deployed function
+    installs exactly what was tested, and its content hash changes when a resolved version does."""
+    return (ROOT / "requirements" / "runtime.lock").read_text(encoding="utf-8")
 
 
 def content_hash(folder: Path) -> str:
