@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, WithJsonSchema
 
-from shared.contracts.base import Actor, EventPayload
+from shared.contracts.base import REGISTRY, Actor, EventPayload
 
 # --------------------------------------------------------------------------------------------------------
 # Shared field types
@@ -1207,51 +1207,5 @@ class WebhookDeliveryFailed(EventPayload):
 
 # --------------------------------------------------------------------------------------------------------
 
-PAYLOADS: dict[str, type[EventPayload]] = {
-    cls.EVENT_NAME: cls
-    for cls in (
-        AnomalyDetected,
-        AuditAlertTriggered,
-        BulkImportCompleted,
-        CapacityLimitApproaching,
-        ComplianceReportGenerated,
-        ConnectorErrorDetected,
-        ContactCreated,
-        ContactUpdated,
-        CustomerProfileMerged,
-        DataErasureCompleted,
-        DataPipelineFailed,
-        ExportCompleted,
-        HealthScoreChanged,
-        IncidentDeclared,
-        InsightShared,
-        MfaChallengeFailed,
-        NotificationBounced,
-        OnboardingCompleted,
-        OnboardingStarted,
-        PaymentFailed,
-        PaymentMethodUpdated,
-        PaymentRefunded,
-        PermissionPolicyChanged,
-        PlanUpgraded,
-        PrivacyRequestReceived,
-        ReportGenerated,
-        SecurityPolicyUpdated,
-        SloBreachDetected,
-        SubscriptionCancelled,
-        TenantCreated,
-        TenantDeactivated,
-        TenantReactivated,
-        TenantSuspended,
-        UserAccessRevoked,
-        UserDeactivated,
-        UserInvited,
-        UserProvisioned,
-        UserRoleChanged,
-        WebhookDelivered,
-        WebhookDeliveryFailed,
-        WebhookFailed,
-        WorkflowExecuted,
-    )
-}
+PAYLOADS: dict[str, type[EventPayload]] = dict(REGISTRY)
 """Every payload model keyed by its event name, exactly as schemas/catalog.json writes it."""
