@@ -10,7 +10,7 @@ from shared.contracts import PAYLOADS, EventPayload, TenantCreated
 
 def test_every_catalog_event_has_exactly_its_model() -> None:
     assert set(PAYLOADS) == {event.name for event in load_catalog().events}
-    assert all(model.EVENT_NAME == name for name, model in PAYLOADS.items())
+    assert all(name == model.EVENT_NAME for name, model in PAYLOADS.items())
     assert PAYLOADS["Tenant Created"] is TenantCreated
 
 
