@@ -47,7 +47,7 @@ from shared.platform import Platform
 from shared.problems import Problem, not_found
 from shared.secrets import SecretAccessor
 from shared.tasks import TaskQueue, task_id
-from shared.uow import Tx, UnitOfWork
+from shared.uow import Tx, UnitOfWork, write_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ USERS = "users"  # the User Management API's collection, read only
 INBOX = "inbox"
 ITEMS = "items"
 EMAILS = "notification_emails"
+ERASED = "[erased]"
 PREFERENCES = "notification_preferences"
 TEMPLATES = "notification_templates"
 SUPPRESSIONS = "notification_suppressions"
@@ -268,10 +269,43 @@ class NotificationService:
     def notify(self, event: Delivered, tx: Tx) -> None:
         name = event.entry.name
         payload = event.payload.model_dump(mode="json")
+        if name == "Data Erasure Completed":
+            # Our copies go too: what was sent about the subject, and about the request itself.
+            self.erase_about(event.tenant_id, {str(payload["subject_id"]), str(payload["request_id"])})
         plan = domain.plan(name, payload)
         if not plan.targets:
             return
-        self.create_notifications(tx, event.tenant_id, event.envelope.id, name, payload, plan)
+        self.create_notifications(
+            tx, event.tenant_id, event.envelope.id, name, payload, plan, about=event.envelope.subject
+        )
+
+    def erase_about(self, tenant_id: str, subjects: set[str]) -> int:
+        """A data subject's erasure: every e-mail and in-app notification raised by an event about them
+        (its `about`, the event's subject) keeps its record but not its address nor its text; a pending
+        e-mail is not sent any more. Idempotent."""
+        found: list[firestore.DocumentSnapshot[Any]] = []
+        for subject in sorted(subjects):
+            about = firestore.FieldFilter("about", "==", subject)
+            found += list(self.emails(tenant_id).where(filter=about).stream())
+            found += list(
+                self.db.collection_group(ITEMS)
+                .where(filter=firestore.FieldFilter("tenant_id", "==", tenant_id))
+                .where(filter=about)
+                .stream()
+            )
+        erased = {"subject": ERASED, "body": ERASED, "erased_at": datetime.now(UTC)}
+        return write_in_batches(
+            self.db,
+            (
+                s
+                for s in found
+                if s.get("subject") != ERASED and s.get("event_name") != "Data Erasure Completed"
+            ),
+            lambda batch, s: batch.update(
+                s.reference,
+                {**erased, "to": ERASED, "status": "erased"} if s.reference.parent.id == EMAILS else erased,
+            ),
+        )
 
     def create_notifications(
         self,
@@ -281,8 +315,10 @@ class NotificationService:
         event_name: str,
         payload: Mapping[str, Any],
         plan: domain.Plan,
+        about: str | None = None,
     ) -> int:
-        """Every read first (preferences, suppressions, overrides, what exists), then the writes."""
+        """Every read first (preferences, suppressions, overrides, what exists), then the writes.
+        `about` (the event's subject) finds the notifications again when their subject is erased."""
         resolved = self._resolve(tenant_id, plan.targets)
         if not resolved:
             return 0
@@ -329,6 +365,7 @@ class NotificationService:
                 "user_id": recipient.user_id,
                 "event_id": event_id,
                 "event_name": event_name,
+                "about": about,
                 "category": plan.category,
                 "priority": target.priority.value,
                 "subject": rendered.subject,

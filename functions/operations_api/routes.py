@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +25,12 @@ class ListQuery(PageParams):
 class ApiFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
     api: str | None = Field(default=None, max_length=100)
+
+
+class RunQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: Literal["failed", "stuck"] = "failed"
+    limit: int = Field(default=50, ge=1, le=200)
 
 
 class Discard(BaseModel):
@@ -52,6 +59,11 @@ def build_router(platform: Platform) -> Router:
 
         router.get(f"/operations/{kind}", permission=PERMISSION)(lister)
         router.post(f"/operations/{kind}/{{record_id}}/discard", permission=PERMISSION)(discarder)
+
+    @router.get("/operations/runs", permission=PERMISSION)
+    def runs(ctx: RequestContext) -> Reply:
+        query = ctx.query(RunQuery)
+        return Reply({"items": service.runs(query.state, query.limit)})
 
     @router.post("/operations/dead-letters/{record_id}/redrive", permission=PERMISSION)
     def redrive(ctx: RequestContext) -> Reply:

@@ -13,7 +13,7 @@ import contextlib
 import json
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.cloud import firestore
@@ -30,6 +30,45 @@ AUDIT_FUNCTION = "audit_api"
 AUDIT_PATH = "/audit/platform/entries"
 REDRIVE_ALL_LIMIT = 200  # per call: the operator calls again while `remaining` is not 0
 KINDS = {"dead-letters": (DEAD_LETTERS, "parked_at"), "quarantine": (QUARANTINE, "received_at")}
+# The step engine's runs (shared.steps), by collection: a failed one, or a running one that has not
+# moved past the engine's step timeout (11 min), is listed with its failing step and its resume route.
+RUN_COLLECTIONS = ("onboarding_runs", "tenant_runs", "workflow_runs")
+STUCK_AFTER = timedelta(minutes=15)
+RUN_FIELDS = ["process", "status", "current_step", "updated_at", "error", "steps"]
+
+
+def resume_route(collection: str, tenant_id: str, run_id: str, process: str) -> str | None:
+    """Where the owning API resumes the run (an operator may call each), or None when it has none."""
+    if collection == "onboarding_runs":
+        return f"onboarding_api/tenants/{tenant_id}/onboarding/runs/{run_id}/resume"
+    if collection == "tenant_runs" and process == "offboard-tenant":
+        return f"tenant_api/tenants/{tenant_id}/offboarding/{run_id}/resume"
+    if collection == "workflow_runs" and process.startswith("workflow:"):
+        workflow_id = process.removeprefix("workflow:")
+        return f"workflow_api/tenants/{tenant_id}/workflows/{workflow_id}/runs/{run_id}/resume"
+    return None
+
+
+def run_view(collection: str, snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any]:
+    run = snapshot.to_dict() or {}
+    tenant = snapshot.reference.parent.parent
+    tenant_id = tenant.id if tenant is not None else ""
+    step = run.get("current_step")
+    record = (run.get("steps") or {}).get(step) or {}
+    updated = run.get("updated_at")
+    return {
+        "collection": collection,
+        "tenant_id": tenant_id,
+        "run_id": snapshot.id,
+        "process": run.get("process"),
+        "status": run.get("status"),
+        "step": step,
+        "step_status": record.get("status"),
+        "attempts": record.get("attempts"),
+        "error": record.get("error") or run.get("error"),
+        "updated_at": updated.isoformat() if isinstance(updated, datetime) else updated,
+        "resume": resume_route(collection, tenant_id, snapshot.id, str(run.get("process") or "")),
+    }
 
 
 def view(snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any]:
@@ -68,6 +107,23 @@ class OperationsService:
             )
             for kind, (collection, _) in KINDS.items()
         }
+
+    def runs(self, state: str, limit: int) -> list[dict[str, Any]]:
+        """Failed runs, or stuck ones (running, unchanged for STUCK_AFTER), newest first."""
+        found: list[dict[str, Any]] = []
+        cutoff = datetime.now(UTC) - STUCK_AFTER
+        for collection in RUN_COLLECTIONS:
+            query: Any = self.db.collection_group(collection)
+            if state == "failed":
+                query = query.where(filter=firestore.FieldFilter("status", "==", "failed"))
+            else:
+                query = query.where(filter=firestore.FieldFilter("status", "==", "running")).where(
+                    filter=firestore.FieldFilter("updated_at", "<", cutoff)
+                )
+            query = query.order_by("updated_at", direction=firestore.Query.DESCENDING).limit(limit)
+            found += [run_view(collection, s) for s in query.select(RUN_FIELDS).stream()]
+        found.sort(key=lambda run: str(run["updated_at"]), reverse=True)
+        return found[:limit]
 
     def _record(self, collection: str, record_id: str) -> firestore.DocumentSnapshot[Any]:
         snapshot = self.db.collection(collection).document(record_id).get()

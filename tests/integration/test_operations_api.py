@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulators.suite import Suite
@@ -107,3 +107,40 @@ def test_a_quarantined_message_is_discarded_with_a_reason_in_the_platform_trail(
     assert (
         ops.post(f"/operations/quarantine/{record.id}/discard", json={"reason": "again"}).status_code == 404
     )
+
+
+def test_failed_and_stuck_runs_are_listed_with_their_failing_step_and_resume_route(
+    clean: Suite, db: Any, operator: str
+) -> None:
+    ops = Api(clean.function_url("operations_api"), operator)
+    now = datetime.now(UTC)
+    old = now - timedelta(hours=1)
+
+    def run(collection: str, run_id: str, process: str, status: str, updated: datetime) -> None:
+        db.document(f"tenants/t_ops/{collection}/{run_id}").set(
+            {
+                "process": process,
+                "status": status,
+                "current_step": "notify",
+                "steps": {"notify": {"status": status, "attempts": 3, "error": f"{run_id} broke"}},
+                "input": {},
+                "updated_at": updated,
+            }
+        )
+
+    run("onboarding_runs", "onb_failed", "onboarding", "failed", now)
+    run("workflow_runs", "wfr_failed", "workflow:wfl_1", "failed", old)
+    run("tenant_runs", "off_stuck", "offboard-tenant", "running", old)
+    run("workflow_runs", "wfr_moving", "workflow:wfl_1", "running", now)  # recent: not stuck
+    run("workflow_runs", "wfr_done", "workflow:wfl_1", "succeeded", old)
+
+    failed = ops.get("/operations/runs", params={"state": "failed"}).json()["items"]
+    assert [(r["run_id"], r["step"], r["error"]) for r in failed] == [
+        ("onb_failed", "notify", "onb_failed broke"),
+        ("wfr_failed", "notify", "wfr_failed broke"),
+    ]
+    assert failed[1]["resume"] == "workflow_api/tenants/t_ops/workflows/wfl_1/runs/wfr_failed/resume"
+    [stuck] = ops.get("/operations/runs", params={"state": "stuck"}).json()["items"]
+    assert (stuck["run_id"], stuck["tenant_id"]) == ("off_stuck", "t_ops")
+    assert stuck["resume"] == "tenant_api/tenants/t_ops/offboarding/off_stuck/resume"
+    assert ops.get("/operations/runs", params={"state": "lost"}).status_code == 422

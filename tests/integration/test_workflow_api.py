@@ -489,9 +489,7 @@ def test_an_erasure_leaves_no_copy_of_the_subjects_data_anywhere(
         for path, document in everything.items()
         if letters in json.dumps(document, default=str) or digits in json.dumps(document, default=str)
     )
-    # Not erased yet: the Notification API's e-mail log and in-app notifications (it has no erasure).
-    known_gaps = ("/notification_emails/", "/inbox/")
-    assert [p for p in holding if not any(gap in p for gap in known_gaps)] == [], "\n".join(holding)
+    assert holding == [], "\n".join(holding)
 
 
 def test_a_chain_of_workflows_triggering_each_other_stops_at_the_hop_limit(
