@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     smtp_password_secret: str = "notification-smtp-password"  # noqa: S105 (a secret's name, not a value)
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # The Tenant Admin Portal: where it is served (invitation links point there; default: the portal
+    # function's URL), the APIs' base URL it calls (empty: its own origin, where the functions are), and
+    # Identity Platform's browser API key (a public identifier; the Auth emulator accepts any).
+    portal_url: str | None = None
+    portal_api_base: str = ""
+    identity_api_key: str = "local-api-key"
+
     log_level: str = "INFO"
 
     @property
@@ -84,6 +91,10 @@ class Settings(BaseSettings):
     def function_url(self, name: str) -> str:
         base = self.functions_base_url or f"https://{self.location}-{self.project_id}.cloudfunctions.net"
         return f"{base.rstrip('/')}/{name}"
+
+    @property
+    def portal_base_url(self) -> str:
+        return (self.portal_url or self.function_url("portal")).rstrip("/") + "/"
 
     @property
     def tasks_account(self) -> str:
