@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 NODE_MODULES := emulators/auth/node_modules
 
-.PHONY: help setup run test lint fmt schemas build bench prereqs clean plan-check
+.PHONY: help setup run test lint fmt schemas build bench prereqs clean plan-check portal browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,9 +30,27 @@ $(STAMPS)/npm: emulators/auth/package-lock.json | prereqs
 	cd emulators/auth && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(STAMPS)/portal-npm: portal/package-lock.json | prereqs
+	@mkdir -p $(STAMPS)
+	cd portal && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 setup: $(STAMPS)/venv $(STAMPS)/npm ## Create the virtualenv and install the Auth emulator (first time only)
 
-run: setup ## Run the whole platform on the local emulators, with a demo tenant
+portal: $(STAMPS)/portal-npm ## Build the Tenant Admin Portal (type check, Vitest, bundle into functions/portal/static)
+	cd portal && npm run --silent typecheck && npm test --silent && npx vite build --logLevel warn
+	@gzip -9c functions/portal/static/assets/*.js | wc -c | awk '{printf "  portal JavaScript, gzipped: %.1f KB\n", $$1 / 1024}'
+
+browser: ## The portal's browser tests drive Debian's chromium: install it when missing
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "chromium is missing: installing Debian's chromium package for the portal's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is needed by the portal's browser tests: install it (sudo apt-get install chromium)" >&2; exit 2; \
+	  fi; }
+
+run: setup portal ## Run the whole platform on the local emulators, with a demo tenant and the portal
 	@$(PY) -m emulators.suite
 	$(PY) -m emulators.run
 
@@ -45,7 +63,7 @@ fmt: $(STAMPS)/venv ## Format and auto-fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup lint plan-check ## Lint, Terraform checks, then every test (unit, emulator integration, end to end)
+test: setup lint plan-check portal browser ## Lint, Terraform checks, the portal's build, then every test (unit, emulator integration, end to end, browser)
 	@$(PY) -m emulators.suite
 	$(VENV)/bin/pytest -q --ignore=tests/terraform
 
@@ -57,7 +75,7 @@ plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module 
 schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models
 	$(PY) -m shared.contracts.schemagen
 
-build: $(STAMPS)/venv ## One deployable source folder per function in build/
+build: $(STAMPS)/venv portal ## One deployable source folder per function in build/ (the portal's with its built assets)
 	$(PY) -m functions.build
 
 bench: setup ## Measure cold start, latency and throughput against baselines in the same run
