@@ -1,0 +1,72 @@
+"""An admin invites a member from the portal; the member accepts the mailed link and sees only what a
+member may do. The audit trail's chain verifies as intact."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from playwright.sync_api import expect
+
+from emulators.suite import Suite
+from tests.conftest import Api
+from tests.portal.conftest import PASSWORD, Workspace, accept_by_api, accept_link, sign_in
+
+
+def test_admin_invites_a_member_who_signs_in_to_a_restricted_menu(
+    clean: Suite, workspace: Workspace, new_page: Callable[..., Any]
+) -> None:
+    _, token = accept_link(clean, workspace.admin_email)
+    accept_by_api(clean, token)
+    admin = new_page()
+    sign_in(admin, clean, workspace.slug, workspace.admin_email)
+    admin.get_by_role("link", name="Users").click()
+    form = admin.locator("form", has=admin.get_by_role("heading", name="Invite a user"))
+    form.get_by_label("E-mail").fill("member@portal.example")
+    form.get_by_label("Role").select_option("member")
+    form.get_by_role("button", name="Send invitation").click()
+    expect(
+        admin.get_by_role("status").filter(has_text="Invitation sent to member@portal.example")
+    ).to_be_visible()
+    expect(admin.get_by_test_id("user-row").filter(has_text="member@portal.example")).to_contain_text(
+        "invited"
+    )
+
+    link, _ = accept_link(clean, "member@portal.example")
+    member = new_page(width=375)
+    member.goto(link)
+    member.get_by_label("Your name").fill("Mia Member")
+    member.get_by_label("Password", exact=True).fill(PASSWORD)
+    member.get_by_label("Repeat the password").fill(PASSWORD)
+    member.get_by_role("button", name="Set password and sign in").click()
+
+    nav = member.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Dashboard")).to_be_visible()
+    expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Notifications", "Users"])
+    member.get_by_role("link", name="Users").click()
+    expect(member.get_by_test_id("user-row").first).to_be_visible()
+    expect(member.get_by_role("heading", name="Invite a user")).to_have_count(0)
+    expect(member.get_by_role("button", name="Change role")).to_have_count(0)
+    expect(member.get_by_role("button", name="Deactivate")).to_have_count(0)
+    # A page the member may not see is not offered, even by its address.
+    member.goto(member.url.split("#")[0] + "#/audit")
+    expect(member.get_by_role("heading", level=1)).not_to_have_text("Audit trail")
+
+    users = workspace.users.get(f"/tenants/{workspace.id}/users").json()["items"]
+    mia = next(u for u in users if u["email"] == "member@portal.example")
+    assert (mia["role"], mia["status"], mia["display_name"]) == ("member", "active", "Mia Member")
+
+
+def test_the_audit_chain_verifies_intact(
+    clean: Suite, workspace: Workspace, new_page: Callable[..., Any]
+) -> None:
+    _, token = accept_link(clean, workspace.admin_email)
+    accept_by_api(clean, token)
+    page = new_page()
+    sign_in(page, clean, workspace.slug, workspace.admin_email)
+    page.get_by_role("link", name="Audit").click()
+    page.get_by_role("button", name="Verify chain").click()
+    expect(page.get_by_test_id("verify-result")).to_contain_text("Intact:")
+    audit = Api(clean.function_url("audit_api"), workspace.operator.token)
+    report = audit.get(f"/tenants/{workspace.id}/audit/verify")
+    assert report.status_code == 200 and report.json()["ok"] is True
