@@ -78,7 +78,7 @@ schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from
 build: $(STAMPS)/venv portal ## One deployable source folder per function in build/ (the portal's with its built assets)
 	$(PY) -m functions.build
 
-bench: setup ## Measure cold start, latency and throughput against baselines in the same run
+bench: setup portal ## Measure cold start, latency and throughput against baselines in the same run
 	$(PY) -m tests.bench
 
 clean: ## Remove build output and caches (keeps the virtualenv)
