@@ -185,7 +185,7 @@ locals {
         CMP_SERVICE_AUDIENCE = f.url
         CMP_SERVICE_CALLERS  = jsonencode(local.function_callers[name])
       }) : tomap({}),
-      # The portal (NEEDS "identity-client") gets the browser API key its sign-in page uses.
+      # A function serving the browser sign-in (NEEDS "identity-client") gets the browser API key.
       contains(f.needs, "identity-client") && var.identity.web_api_key != null ? tomap({
         CMP_IDENTITY_API_KEY = var.identity.web_api_key
       }) : tomap({}),

@@ -11,6 +11,7 @@ import { notificationsPage } from "./pages/notifications";
 import { signInPage } from "./pages/signin";
 import { tenantsPage } from "./pages/tenants";
 import { usersPage } from "./pages/users";
+import { webhooksPage } from "./pages/webhooks";
 import { go, parseHash } from "./router";
 import { clearSession, currentSession, establish, type Session } from "./session";
 import { MENU, shell } from "./shell";
@@ -24,6 +25,7 @@ const PAGES: Record<string, (session: Session) => HTMLElement> = {
   "/notifications": notificationsPage,
   "/users": usersPage,
   "/audit": auditPage,
+  "/webhooks": webhooksPage,
   "/operator/tenants": () => tenantsPage(),
 };
 

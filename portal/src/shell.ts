@@ -15,6 +15,7 @@ export const MENU: MenuEntry[] = [
   { path: "/notifications", label: "Notifications", allowed: (s) => s.tenantId !== null && s.perms.can("notifications:read") },
   { path: "/users", label: "Users", allowed: (s) => s.tenantId !== null && s.perms.can("users:read") },
   { path: "/audit", label: "Audit", allowed: (s) => s.tenantId !== null && s.perms.can("audit:verify") },
+  { path: "/webhooks", label: "Webhooks", allowed: (s) => s.tenantId !== null && s.perms.can("webhooks:read") },
   { path: "/operator/tenants", label: "Tenants", allowed: (s) => s.perms.operator },
 ];
 

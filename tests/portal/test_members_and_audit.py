@@ -35,7 +35,7 @@ def test_admin_invites_a_member_who_signs_in_to_a_restricted_menu(
     link, _ = accept_link(clean, "member@portal.example")
     member = new_page(width=375)
     member.goto(link)
-    member.get_by_label("Your name").fill("Mia Member")
+    member.get_by_label("Your name").fill("<img src=x onerror=alert(1)>")
     member.get_by_label("Password", exact=True).fill(PASSWORD)
     member.get_by_label("Repeat the password").fill(PASSWORD)
     member.get_by_role("button", name="Set password and sign in").click()
@@ -44,7 +44,9 @@ def test_admin_invites_a_member_who_signs_in_to_a_restricted_menu(
     expect(nav.get_by_role("link", name="Dashboard")).to_be_visible()
     expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Notifications", "Users"])
     member.get_by_role("link", name="Users").click()
-    expect(member.get_by_test_id("user-row").first).to_be_visible()
+    own = member.get_by_test_id("user-row").filter(has_text="member@portal.example")
+    expect(own).to_contain_text("<img src=x onerror=alert(1)>")  # untrusted text shows literally
+    expect(member.locator("main img")).to_have_count(0)
     expect(member.get_by_role("heading", name="Invite a user")).to_have_count(0)
     expect(member.get_by_role("button", name="Change role")).to_have_count(0)
     expect(member.get_by_role("button", name="Deactivate")).to_have_count(0)
@@ -54,7 +56,11 @@ def test_admin_invites_a_member_who_signs_in_to_a_restricted_menu(
 
     users = workspace.users.get(f"/tenants/{workspace.id}/users").json()["items"]
     mia = next(u for u in users if u["email"] == "member@portal.example")
-    assert (mia["role"], mia["status"], mia["display_name"]) == ("member", "active", "Mia Member")
+    assert (mia["role"], mia["status"], mia["display_name"]) == (
+        "member",
+        "active",
+        "<img src=x onerror=alert(1)>",
+    )
 
 
 def test_the_audit_chain_verifies_intact(

@@ -1,5 +1,5 @@
 variable "functions" {
-  description = "Functions by name: the service account id each one runs as, its trigger kind, and its project-level needs (build/manifest.json \"needs\": \"identity-admin\" grants the Identity Platform admin roles; \"webhook-secrets\" grants Secret Manager on webhook-* secrets only, admin to an http function, accessor to a tasks function; \"smtp-relay\" grants nothing here, it only sets the relay's settings)."
+  description = "Functions by name: the service account id each one runs as, its trigger kind, and its project-level needs (build/manifest.json \"needs\": \"identity-admin\" grants the Identity Platform admin roles; \"webhook-secrets\" grants Secret Manager on webhook-* secrets only, admin to an http function, accessor to a tasks function; \"smtp-relay\" and \"identity-client\" grant nothing here, they only set the relay's settings or the browser API key)."
   type = map(object({
     account_id = string
     kind       = string
@@ -7,8 +7,8 @@ variable "functions" {
   }))
 
   validation {
-    condition     = alltrue([for f in values(var.functions) : length(setsubtract(f.needs, ["identity-admin", "webhook-secrets", "smtp-relay"])) == 0])
-    error_message = "A function needs something this module does not grant: known needs are \"identity-admin\", \"webhook-secrets\" and \"smtp-relay\" (functions/manifest.py NEED_KINDS)."
+    condition     = alltrue([for f in values(var.functions) : length(setsubtract(f.needs, ["identity-admin", "webhook-secrets", "smtp-relay", "identity-client"])) == 0])
+    error_message = "A function needs something this module does not grant: known needs are \"identity-admin\", \"webhook-secrets\", \"smtp-relay\" and \"identity-client\" (functions/manifest.py NEED_KINDS)."
   }
 
   validation {
