@@ -43,8 +43,10 @@ def browser() -> Iterator[Any]:
         pytest.fail("chromium is needed by the portal's browser tests: apt-get install chromium")
     if not (ROOT / "functions" / "portal" / "static" / "index.html").exists():
         pytest.fail("the portal is not built: run `make portal`")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Pages wait on what they show; the shared 2-core machine can take a while to show it.
+    expect.set_options(timeout=20_000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

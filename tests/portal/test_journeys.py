@@ -103,30 +103,51 @@ def test_a_notification_arrives_and_the_badge_changes_then_all_are_read(
     expect(page.get_by_role("heading", name="Onboarding")).to_be_visible()
     expect(page.get_by_role("heading", name="Latest alerts")).to_be_visible()
     badge = page.get_by_test_id("unread-badge")
-    eventually(lambda: page.evaluate("document.readyState") == "complete", what="the dashboard")
-    first_screen = [c for c in calls if "/sign-in" not in c]
-    unread_before = int(badge.text_content() or 0) if badge.is_visible() else 0
-
-    # Someone is invited: the admins get an in-app notification; the open page's badge shows it.
-    invited = workspace.users.post(
-        f"/tenants/{workspace.id}/invitations", json={"email": "new.member@portal.example", "role": "member"}
-    )
-    assert invited.status_code == 201, invited.text
-    expect(badge).to_be_visible()
-    expect(badge).not_to_have_text(str(unread_before) if unread_before else "")
-    expect(badge).to_have_text(re.compile(r"^[1-9][0-9]*$"))
-
-    page.get_by_role("link", name=re.compile("^Notifications")).click()
-    expect(page.get_by_test_id("notification").filter(has_text="new.member@portal.example")).to_be_visible()
-    page.get_by_role("button", name="Mark all read").click()
-    expect(page.get_by_role("status").filter(has_text="Everything is read.")).to_be_visible()
-    expect(badge).to_be_hidden()
-
+    first_screen = sorted({c for c in calls if "/sign-in" not in c})  # a badge refresh may repeat one
     admin = Api(
         clean.function_url("notification_api"),
         identity.sign_in_tenant(workspace.admin_email, PASSWORD, _idp(workspace)),
     )
-    assert admin.get(f"/tenants/{workspace.id}/notifications/inbox/unread-count").json() == {"unread": 0}
+    inbox = f"/tenants/{workspace.id}/notifications/inbox"
+
+    def shown() -> int:
+        return int(badge.text_content() or 0) if badge.is_visible() else 0
+
+    def unread() -> int:
+        return int(admin.get(f"{inbox}/unread-count").json()["unread"])
+
+    def invitation_item() -> dict[str, Any] | None:
+        items = admin.get(inbox, params={"limit": 50}).json()["items"]
+        return next(
+            (
+                i
+                for i in items
+                if i["event_name"] == "User Invited" and "new.member@portal.example" in i["body"]
+            ),
+            None,
+        )
+
+    before = shown()
+    # Someone is invited: the admins get an in-app notification; the open page's badge shows it. The
+    # API's count only grows meanwhile, so the badge equal to it now has refreshed since the item came.
+    invited = workspace.users.post(
+        f"/tenants/{workspace.id}/invitations", json={"email": "new.member@portal.example", "role": "member"}
+    )
+    assert invited.status_code == 201, invited.text
+    item = eventually(invitation_item, what="the admin's notification of the invitation")
+    assert item["read"] is False
+    eventually(
+        lambda: shown() == unread() > before, timeout=30, what="the badge to count the new notification"
+    )
+
+    page.get_by_role("link", name=re.compile("^Notifications")).click()
+    notice = page.get_by_test_id("notification").filter(has_text="You are invited to join as member")
+    expect(notice.filter(has_text="new.member@portal.example")).to_be_visible()
+    page.get_by_role("button", name="Mark all read").click()
+    expect(page.get_by_role("status").filter(has_text="Everything is read.")).to_be_visible()
+    read = next(i for i in admin.get(inbox, params={"limit": 50}).json()["items"] if i["id"] == item["id"])
+    assert read["read"] is True
+    eventually(lambda: shown() == unread(), timeout=30, what="the badge to follow the inbox")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "first-screen-api-calls.json").write_text(json.dumps(first_screen, indent=2))
     assert 1 <= len(first_screen) <= 6, first_screen
