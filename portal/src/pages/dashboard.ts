@@ -1,6 +1,7 @@
 import { api, type Page } from "../api";
 import { formatTime, h, replace } from "../dom";
 import { ApiError, tenantBlock } from "../problem";
+import { settledSteps } from "../progress";
 import type { Session } from "../session";
 import { errorText, heading, notice } from "../ui";
 
@@ -99,7 +100,7 @@ export function dashboardPage(session: Session): HTMLElement {
     if (!block) {
       if (checklistR.status === "fulfilled" && checklistR.value) {
         const items = checklistR.value.items;
-        const done = items.filter((i) => i.status === "succeeded" || i.status === "skipped").length;
+        const done = settledSteps(items);
         cards.push(
           card(
             "Onboarding",
@@ -128,7 +129,9 @@ export function dashboardPage(session: Session): HTMLElement {
         cards.push(
           card(
             "Customer health",
-            health.score === null ? notice("info", "No score yet: it appears once customers have activity.") : h("p", { class: "big" }, `${health.score}`, h("small", {}, ` grade ${health.grade ?? "—"}${trend}`)),
+            health.score === null
+              ? notice("info", "No score yet: it appears once customers have activity.")
+              : h("div", {}, h("p", { class: "big" }, `${health.score}`), h("p", {}, `Grade ${health.grade ?? "—"}${trend}`)),
           ),
         );
       } else if (healthR.status === "rejected") {
