@@ -19,7 +19,13 @@ export interface Page<T> {
 export async function api<T>(
   fn: string,
   path: string,
-  init: { method?: string; body?: unknown; headers?: Record<string, string>; anonymous?: boolean } = {},
+  init: {
+    method?: string;
+    body?: unknown;
+    raw?: { text: string; type: string }; // an upload (CSV), sent as it is
+    headers?: Record<string, string>;
+    anonymous?: boolean;
+  } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json", ...(init.headers ?? {}) };
   if (!init.anonymous) {
@@ -31,7 +37,10 @@ export async function api<T>(
     headers.Authorization = `Bearer ${token}`;
   }
   let body: string | undefined;
-  if (init.body !== undefined) {
+  if (init.raw !== undefined) {
+    headers["Content-Type"] = init.raw.type;
+    body = init.raw.text;
+  } else if (init.body !== undefined) {
     headers["Content-Type"] = "application/json";
     body = JSON.stringify(init.body);
   }

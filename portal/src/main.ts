@@ -6,6 +6,7 @@ import { loadConfig } from "./config";
 import { h, replace } from "./dom";
 import { acceptPage } from "./pages/accept";
 import { auditPage } from "./pages/audit";
+import { customersPage } from "./pages/customers";
 import { dashboardPage } from "./pages/dashboard";
 import { notificationsPage } from "./pages/notifications";
 import { signInPage } from "./pages/signin";
@@ -24,6 +25,7 @@ const PAGES: Record<string, (session: Session) => HTMLElement> = {
   "/": dashboardPage,
   "/notifications": notificationsPage,
   "/users": usersPage,
+  "/customers": customersPage,
   "/audit": auditPage,
   "/webhooks": webhooksPage,
   "/operator/tenants": () => tenantsPage(),

@@ -42,7 +42,7 @@ def test_admin_invites_a_member_who_signs_in_to_a_restricted_menu(
 
     nav = member.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Dashboard")).to_be_visible()
-    expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Notifications", "Users"])
+    expect(nav.get_by_role("link")).to_have_text(["Dashboard", "Notifications", "Users", "Customers"])
     member.get_by_role("link", name="Users").click()
     own = member.get_by_test_id("user-row").filter(has_text="member@portal.example")
     expect(own).to_contain_text("<img src=x onerror=alert(1)>")  # untrusted text shows literally
