@@ -53,7 +53,7 @@ def test_an_endpoint_is_created_its_secret_shown_once_and_a_delivery_is_logged(
 
     def delivered() -> bool:
         page.get_by_test_id("endpoint").get_by_role("button", name="Deliveries").click()
-        return delivery.filter(has_text="delivered").count() == 1
+        return bool(delivery.filter(has_text="delivered").count() == 1)
 
     eventually(delivered, timeout=60, what="the delivery in the log")
     delivery.get_by_role("button", name="Attempts").click()
