@@ -13,7 +13,7 @@ from tests.conftest import Api
 from tests.portal.conftest import PASSWORD, Workspace, accept_by_api, accept_link, sign_in
 
 
-def test_admin_invites_a_member_who_signs_in_to_a_restricted_menu(
+def test_admin_invites_a_member_who_sees_a_restricted_menu_then_changes_their_role_and_deactivates_them(
     clean: Suite, workspace: Workspace, new_page: Callable[..., Any]
 ) -> None:
     _, token = accept_link(clean, workspace.admin_email)
@@ -61,6 +61,24 @@ def test_admin_invites_a_member_who_signs_in_to_a_restricted_menu(
         "active",
         "<img src=x onerror=alert(1)>",
     )
+
+    # The admin makes the member a viewer, then deactivates them.
+    admin.get_by_role("button", name="Search").click()
+    row = admin.get_by_test_id("user-row").filter(has_text="member@portal.example")
+    expect(row).to_contain_text("active")
+    row.get_by_label("Role of member@portal.example").select_option("viewer")
+    row.get_by_role("button", name="Change role").click()
+    expect(
+        admin.get_by_role("status").filter(has_text="member@portal.example is now viewer.")
+    ).to_be_visible()
+    assert workspace.users.get(f"/tenants/{workspace.id}/users/{mia['id']}").json()["role"] == "viewer"
+    admin.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Deactivate").click()
+    expect(
+        admin.get_by_role("status").filter(has_text="member@portal.example is deactivated.")
+    ).to_be_visible()
+    expect(row.get_by_role("button", name="Reactivate")).to_be_visible()
+    assert workspace.users.get(f"/tenants/{workspace.id}/users/{mia['id']}").json()["status"] == "deactivated"
 
 
 def test_the_audit_chain_verifies_intact(
