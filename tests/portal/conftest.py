@@ -144,8 +144,12 @@ def accept_by_api(suite: Suite, token: str) -> dict[str, Any]:
     return body
 
 
-def sign_in(page: Any, suite: Suite, workspace_slug: str, email: str, password: str = PASSWORD) -> None:
-    page.goto(portal_url(suite) + "#/sign-in")
+def sign_in(
+    page: Any, suite: Suite, workspace_slug: str, email: str, password: str = PASSWORD, reload: bool = True
+) -> None:
+    """Fill the sign-in form: on a fresh load of the page, or (reload=False) where the portal shows it."""
+    if reload:
+        page.goto(portal_url(suite) + "#/sign-in")
     page.get_by_label("Workspace").fill(workspace_slug)
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)

@@ -72,6 +72,15 @@ def test_admin_invites_a_member_who_sees_a_restricted_menu_then_changes_their_ro
         admin.get_by_role("status").filter(has_text="member@portal.example is now viewer.")
     ).to_be_visible()
     assert workspace.users.get(f"/tenants/{workspace.id}/users/{mia['id']}").json()["role"] == "viewer"
+    # The change revoked the member's tokens: their open page's next call answers 401, which takes them
+    # to sign-in, and back to the page they asked for once signed in again.
+    member.get_by_role("link", name="Notifications").click()
+    expect(member.get_by_role("status").filter(has_text="Your session ended")).to_be_visible()
+    sign_in(member, clean, workspace.slug, "member@portal.example", reload=False)
+    expect(member.get_by_role("heading", level=1)).to_have_text("Notifications")
+    expect(member.get_by_role("navigation", name="Main").get_by_role("link")).to_have_text(
+        ["Dashboard", "Notifications", "Users", "Customers"]
+    )
     admin.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Deactivate").click()
     expect(
