@@ -148,6 +148,13 @@ def test_a_notification_arrives_and_the_badge_changes_then_all_are_read(
     read = next(i for i in admin.get(inbox, params={"limit": 50}).json()["items"] if i["id"] == item["id"])
     assert read["read"] is True
     eventually(lambda: shown() == unread(), timeout=30, what="the badge to follow the inbox")
+
+    # Preferences: e-mails about customers off; the API keeps the choice.
+    page.get_by_label("E-mail notifications about customers").uncheck()
+    page.get_by_role("button", name="Save preferences").click()
+    expect(page.get_by_role("status").filter(has_text="Preferences saved.")).to_be_visible()
+    saved = admin.get(f"/tenants/{workspace.id}/notifications/preferences").json()
+    assert saved["categories"]["customers"] == {"in_app": True, "email": False}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "first-screen-api-calls.json").write_text(json.dumps(first_screen, indent=2))
     assert 1 <= len(first_screen) <= 6, first_screen

@@ -3,6 +3,7 @@ import { refreshBadge } from "../badge";
 import { formatTime, h, replace } from "../dom";
 import { tenantBlock } from "../problem";
 import type { Session } from "../session";
+import { preferencesSection } from "./preferences";
 import { busy, errorText, heading, notice, statusBox } from "../ui";
 
 interface Notification {
@@ -66,5 +67,13 @@ export function notificationsPage(session: Session): HTMLElement {
     }
   }
   void load();
-  return h("div", { class: "page" }, heading("Notifications"), h("div", { class: "toolbar" }, allRead), status, list);
+  return h(
+    "div",
+    { class: "page" },
+    heading("Notifications"),
+    h("div", { class: "toolbar" }, allRead),
+    status,
+    list,
+    preferencesSection(session),
+  );
 }
