@@ -14,7 +14,7 @@ NODE_MODULES := emulators/auth/node_modules
 TEST_WORKERS ?= 4
 BUILD_DIR ?= build
 
-.PHONY: help setup run test test-fast lock lint fmt schemas build bench prereqs prereqs-python clean plan-check
+.PHONY: help setup run test test-fast lock lint fmt schemas build bench prereqs prereqs-python prereqs-node clean plan-check portal browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,9 +22,11 @@ help: ## List the targets
 prereqs-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed: install python3.11")'
 
-prereqs: prereqs-python ## Check the tools the local suite needs, and say what to install
+prereqs-node:
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed by the Firebase Auth emulator and the portal: install nodejs and npm" >&2; exit 2; }
+
+prereqs: prereqs-python prereqs-node ## Check the tools the local suite needs, and say what to install
 	@command -v java >/dev/null || { echo "Java 11+ is needed by the Firestore and Pub/Sub emulators: install openjdk-17-jre-headless" >&2; exit 2; }
-	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are needed by the Firebase Auth emulator: install nodejs and npm" >&2; exit 2; }
 
 # Installs exactly what requirements/dev.lock pins, every file checked against its hash.
 $(STAMPS)/venv: pyproject.toml requirements/dev.lock | prereqs
@@ -47,9 +49,27 @@ $(STAMPS)/npm: emulators/auth/package-lock.json | prereqs
 	cd emulators/auth && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(STAMPS)/portal-npm: portal/package-lock.json | prereqs-node
+	@mkdir -p $(STAMPS)
+	cd portal && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 setup: $(STAMPS)/venv $(STAMPS)/npm ## Create the virtualenv and install the Auth emulator (first time only)
 
-run: setup ## Run the whole platform on the local emulators, with a demo tenant
+portal: $(STAMPS)/portal-npm ## Build the Tenant Admin Portal (type check, Vitest, bundle into functions/portal/static)
+	cd portal && npm run --silent typecheck && npm test --silent && npx vite build --logLevel warn
+	@gzip -9c functions/portal/static/assets/*.js | wc -c | awk '{printf "  portal JavaScript, gzipped: %.1f KB\n", $$1 / 1024}'
+
+browser: ## The portal's browser tests drive Debian's chromium: install it when missing
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "chromium is missing: installing Debian's chromium package for the portal's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is needed by the portal's browser tests: install it (sudo apt-get install chromium)" >&2; exit 2; \
+	  fi; }
+
+run: setup portal ## Run the whole platform on the local emulators, with a demo tenant and the portal
 	@$(PY) -m emulators.suite
 	$(PY) -m emulators.run
 
@@ -63,7 +83,7 @@ fmt: $(STAMPS)/venv ## Format and auto-fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: setup lint plan-check ## Lint, Terraform checks, then every test (unit, emulator integration, end to end)
+test: setup lint plan-check portal browser ## Lint, Terraform checks, the portal's build, then every test (unit, emulator integration, end to end, browser)
 	@$(PY) -m emulators.suite
 	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal --ignore=tests/terraform
 
@@ -78,11 +98,12 @@ plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module 
 schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models
 	$(PY) -m shared.contracts.schemagen
 
-# Python alone (the standard library): no virtualenv, Java or npm, so a build machine stays small.
-build: prereqs-python ## One deployable source folder per function in build/ (needs only Python 3.11+)
+# Python alone (the standard library): no virtualenv, Java or npm, so a build machine stays small. The
+# portal's function ships the assets `make portal` built (the pipeline builds them in a Node step first).
+build: prereqs-python ## One deployable source folder per function in build/ (needs only Python 3.11+; run make portal first)
 	$(PYTHON) -m functions.build --out $(BUILD_DIR)
 
-bench: setup ## Measure cold start, latency and throughput against baselines in the same run
+bench: setup portal ## Measure cold start, latency and throughput against baselines in the same run
 	$(PY) -m tests.bench
 
 clean: ## Remove build output and caches (keeps the virtualenv)

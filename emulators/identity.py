@@ -36,6 +36,16 @@ def sign_in(email: str, password: str) -> str:
         return str(json.load(response)["idToken"])
 
 
+def sign_in_tenant(email: str, password: str, idp_tenant_id: str) -> str:
+    """An ID token of a user of an Identity Platform tenant (as the portal's sign-in gets one)."""
+    host = os.environ["FIREBASE_AUTH_EMULATOR_HOST"]
+    url = f"http://{host}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=local-api-key"
+    body = {"email": email, "password": password, "returnSecureToken": True, "tenantId": idp_tenant_id}
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        return str(json.load(response)["idToken"])
+
+
 def token_for(email: str, claims: dict[str, Any], password: str = "local-password-1") -> str:  # noqa: S107
     ensure_user(email, password, claims)
     return sign_in(email, password)

@@ -15,7 +15,7 @@ import urllib.request
 from types import FrameType
 from typing import Any
 
-from emulators import identity
+from emulators import identity, mail
 from emulators.provision import ensure_secret, provision
 from emulators.suite import MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
@@ -24,12 +24,17 @@ from shared.auth import sign_local_service_token
 from shared.catalog import load_catalog
 
 OPERATOR = "operator@platform.local"
+OPERATOR_PASSWORD = "local-password-1"  # noqa: S105 - the local Auth emulator's demo operator
+DEMO_ADMIN = "admin@acme.example"
+DEMO_PASSWORD = "acme-demo-password"  # noqa: S105 - set by the demo admin on the local emulators only
 SCHEDULER_ACCOUNT = "cloud-scheduler@{project}.iam.gserviceaccount.com"
 
 
 def call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data, headers, method=method)  # noqa: S310 - loopback only
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
@@ -56,6 +61,7 @@ def demo(suite: Suite) -> dict[str, str]:
             raise RuntimeError(f"creating the demo tenant answered {status}: {tenant}")
     admin_claims = {"tenant_id": tenant["id"], "roles": ["admin"]}
     admin_token = identity.token_for("admin@acme.example", admin_claims)
+    accepted = accept_first_invitation(suite)
     # The key a mail provider signs its delivery reports with (Notification API), made up locally.
     provider_key = ensure_secret(suite.project, PROVIDER_SECRET, secrets.token_urlsafe(24))
     return {
@@ -63,7 +69,27 @@ def demo(suite: Suite) -> dict[str, str]:
         "admin_token": admin_token,
         "operator_token": operator_token,
         "provider_key": provider_key,
+        "admin_password": DEMO_PASSWORD if accepted else "",
     }
+
+
+def accept_first_invitation(suite: Suite, timeout: float = 90.0) -> bool:
+    """The demo admin follows the accept link of the invitation mail onboarding sent, as a person would
+    in the portal, and sets DEMO_PASSWORD. False when no mail came in time (the banner says so)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        links = [found for m in mail.messages(suite.smtp_url, DEMO_ADMIN) if (found := mail.accept_link(m))]
+        if links:
+            _, token = links[-1]
+            status, _ = call(
+                "POST",
+                suite.function_url("user_management_api") + "/invitations/accept",
+                "",
+                {"token": token, "password": DEMO_PASSWORD, "display_name": "Acme Admin"},
+            )
+            return status in (200, 409)  # 409: accepted by an earlier run
+        time.sleep(1)
+    return False
 
 
 def print_banner(suite: Suite, info: dict[str, str], skipped: list[str]) -> None:
@@ -78,6 +104,18 @@ def print_banner(suite: Suite, info: dict[str, str], skipped: list[str]) -> None
     ]
     rows += [(f"function {spec.name} ({spec.trigger})", suite.function_url(spec.name)) for spec in discover()]
     width = max(len(name) for name, _ in rows)
+    portal = suite.function_url("portal") + "/"
+    if info["admin_password"]:
+        sign_in = f"workspace acme, {DEMO_ADMIN}, password {info['admin_password']}"
+    else:
+        sign_in = f"no invitation mail to {DEMO_ADMIN} yet: open its link from {suite.smtp_url}/messages"
+    print(
+        f"""
+Tenant Admin Portal: {portal}
+  Sign in as the demo admin:  {sign_in}
+  Or as the platform operator: leave the workspace empty, {OPERATOR}, password {OPERATOR_PASSWORD}""",
+        flush=True,
+    )
     print("\nCustomer Management platform, running locally\n")
     for name, url in rows:
         print(f"  {name.ljust(width)}  {url}")

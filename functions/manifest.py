@@ -16,6 +16,8 @@ Two optional declarations sit next to it, keyed by function names of the same pa
   "webhook-secrets": it manages ("http") or reads ("tasks") the run-time Secret Manager secrets
   `webhook-<tenant>-<endpoint>`; Terraform grants admin or accessor, conditioned to those names only.
   "smtp-relay": it sends mail; Terraform gives it the relay's CMP_SMTP_* settings.
+  "identity-client": it serves the browser sign-in; Terraform gives it Identity Platform's web API key
+  (CMP_IDENTITY_API_KEY, a public identifier, not a secret).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent
 TRIGGER_KINDS = ("http", "pubsub-push", "tasks", "scheduler")
-NEED_KINDS = ("identity-admin", "webhook-secrets", "smtp-relay")
+NEED_KINDS = ("identity-admin", "webhook-secrets", "smtp-relay", "identity-client")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ PLATFORM_PERMISSIONS = frozenset(
         "platform:operate",
         "audit:record",  # an entry in the platform's own audit trail (e.g. a tenant's proof of erasure)
         "webhooks:erase",  # a tenant's webhook signing secrets deleted, at its erasure
+        "invitations:mail",  # the token of an invitation mail's accept link, minted as it is sent
     }
 )
 
@@ -112,6 +113,8 @@ SERVICE_PERMISSIONS = frozenset(
         "users:invite",
         "users:read",
         "access:read",
+        # The Notification API's send task: the accept link of an invitation mail.
+        "invitations:mail",
     }
 )
 

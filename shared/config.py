@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # before it is answered 503 (or served the last good snapshot, if younger than access_stale_seconds).
     access_load_deadline_seconds: float = Field(default=5.0, gt=0)
     access_stale_seconds: float = Field(default=30.0, ge=0)
+    # The Tenant Admin Portal: where it is served (invitation links point there; default: the portal
+    # function's URL), the APIs' base URL it calls (empty: its own origin, where the functions are), and
+    # Identity Platform's browser API key (a public identifier; the Auth emulator accepts any).
+    portal_url: str | None = None
+    portal_api_base: str = ""
+    identity_api_key: str = "local-api-key"
 
     log_level: str = "INFO"
 
@@ -105,6 +111,10 @@ class Settings(BaseSettings):
     def function_url(self, name: str) -> str:
         base = self.functions_base_url or f"https://{self.location}-{self.project_id}.cloudfunctions.net"
         return f"{base.rstrip('/')}/{name}"
+
+    @property
+    def portal_base_url(self) -> str:
+        return (self.portal_url or self.function_url("portal")).rstrip("/") + "/"
 
     @property
     def tasks_account(self) -> str:

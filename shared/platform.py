@@ -176,6 +176,21 @@ def events_function(
     return entry
 
 
+def web_function(
+    build: Callable[[Platform], Callable[[flask.Request], flask.Response]],
+) -> Callable[[flask.Request], flask.Response]:
+    """Wrap a public web handler (the portal's pages): no caller authentication, built on first use."""
+
+    @cache
+    def handler() -> Callable[[flask.Request], flask.Response]:
+        return build(platform())
+
+    def entry(request: flask.Request) -> flask.Response:
+        return handler()(request)
+
+    return entry
+
+
 def service_function(
     build: Callable[[Platform], Callable[[flask.Request], flask.Response]],
 ) -> Callable[[flask.Request], flask.Response]:

@@ -215,6 +215,10 @@ locals {
         CMP_SERVICE_AUDIENCE = f.url
         CMP_SERVICE_CALLERS  = jsonencode(local.function_callers[name])
       }) : tomap({}),
+      # A function serving the browser sign-in (NEEDS "identity-client") gets the browser API key.
+      contains(f.needs, "identity-client") && var.identity.web_api_key != null ? tomap({
+        CMP_IDENTITY_API_KEY = var.identity.web_api_key
+      }) : tomap({}),
       # A function that sends mail (NEEDS "smtp-relay") gets the relay (username only when it needs one).
       contains(f.needs, "smtp-relay") && var.smtp != null ? {
         for key, value in {

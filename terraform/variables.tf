@@ -131,9 +131,10 @@ variable "gke" {
 }
 
 variable "identity" {
-  description = "Identity Platform: domains allowed to run the sign-in flow."
+  description = "Identity Platform: domains allowed to run the sign-in flow, and the project's browser API key for the web sign-in (NEEDS \"identity-client\"; a public identifier, restricted to the Identity Toolkit API and the authorized domains in the console, not a secret)."
   type = object({
     authorized_domains = optional(list(string), [])
+    web_api_key        = optional(string)
   })
   default = {}
 }

@@ -131,6 +131,14 @@ def _plan_new_user(p: Mapping[str, Any]) -> Plan:
     )
 
 
+def invitation_to_link(event_name: str, payload: Mapping[str, Any], target: Target) -> str | None:
+    """The invitation whose accept link the mail to the invitee carries (its token is minted at send
+    time, so neither the event nor the stored mail ever holds one); None for every other mail."""
+    if event_name == "User Invited" and isinstance(target.who, Address):
+        return str(payload["invitation_id"])
+    return None
+
+
 def _plan_user_deactivated(p: Mapping[str, Any]) -> Plan:
     # The user can no longer sign in: mail only, and always (an unexpected deactivation is a security signal).
     return Plan(

@@ -15,8 +15,10 @@ TRIGGERS = {
     "notification_api_tasks": "tasks",
     "notification_api_digest": "scheduler:0 * * * *",
 }
-# The send task is the one function talking to the SMTP relay.
+# The send task is the one function talking to the SMTP relay; it asks the User Management API for the
+# token of an invitation mail's accept link as it sends it.
 NEEDS = {"notification_api_tasks": ["smtp-relay"]}
+CALLS = {"notification_api_tasks": ["user_management_api"]}
 
 notification_api = functions_framework.http(http_function(build_router))
 notification_api_events = functions_framework.http(events_function("notification_api", build_handlers))

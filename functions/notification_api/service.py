@@ -37,7 +37,8 @@ from google.cloud import firestore
 
 from functions.notification_api import domain
 from functions.notification_api.domain import Channel, DeliveryKind, Preferences, Recipient, Target
-from functions.notification_api.templates import DEFAULT_LOCALE, Template
+from functions.notification_api.links import InvitationLinks, LinkUnavailable
+from functions.notification_api.templates import ACCEPT_LINK, DEFAULT_LOCALE, Template
 from shared.catalog import Catalog
 from shared.config import Settings
 from shared.contracts.payloads import NotificationBounced
@@ -178,8 +179,10 @@ class NotificationService:
         queue: TaskQueue,
         mailer: SmtpMailer,
         secrets: SecretAccessor,
+        links: InvitationLinks | None = None,
     ) -> None:
         self.db = db
+        self.links = links
         self.uow = uow
         self.catalog = catalog
         self.settings = settings
@@ -393,6 +396,7 @@ class NotificationService:
                 document = {
                     **base,
                     "id": ntf,
+                    "invitation_id": domain.invitation_to_link(event_name, payload, target),
                     "kind": "notification",
                     "to": recipient.email,
                     "contact_id": recipient.contact_id,
@@ -431,9 +435,15 @@ class NotificationService:
         if self.suppression_ref(tenant_id, mail["to"]).get().exists:
             ref.update({"status": "suppressed", "updated_at": datetime.now(UTC)})
             return "suppressed"
+        appendix = self._accept_link(tenant_id, mail)
+        if appendix is None:
+            now = datetime.now(UTC)
+            reason = "the invitation can no longer be accepted"
+            ref.update({"status": "failed", "last_error": reason, "updated_at": now})
+            return "failed"
         attempts = int(mail.get("attempts", 0)) + 1
         try:
-            self.mailer.send(self._message(mail))
+            self.mailer.send(self._message(mail, appendix))
         except TemporaryFailure as exc:
             ref.update({"attempts": attempts, "last_error": str(exc), "updated_at": datetime.now(UTC)})
             raise
@@ -461,7 +471,22 @@ class NotificationService:
         )
         return "sent"
 
-    def _message(self, mail: Mapping[str, Any]) -> EmailMessage:
+    def _accept_link(self, tenant_id: str, mail: Mapping[str, Any]) -> str | None:
+        """The invitation mail's accept link, as text to append ("" for other mails; None when the
+        invitation can no longer be accepted). Its token lives only in the message handed to the relay."""
+        invitation_id = mail.get("invitation_id")
+        if not invitation_id or self.links is None:
+            return ""
+        try:
+            link = self.links.accept_link(tenant_id, str(invitation_id))
+        except LinkUnavailable as exc:
+            raise TemporaryFailure(f"no accept link yet: {exc}") from exc
+        if not link:
+            return link
+        text = ACCEPT_LINK.get(str(mail.get("locale") or DEFAULT_LOCALE), ACCEPT_LINK[DEFAULT_LOCALE])
+        return "\n" + text.format(link=link) + "\n"
+
+    def _message(self, mail: Mapping[str, Any], appendix: str = "") -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.settings.smtp_from
         message["To"] = mail["to"]
@@ -471,7 +496,7 @@ class NotificationService:
         message["Content-Language"] = mail.get("locale") or DEFAULT_LOCALE
         if mail.get("kind") == "digest":
             message["Precedence"] = "bulk"
-        message.set_content(str(mail["body"]) + "\n")
+        message.set_content(str(mail["body"]) + "\n" + appendix)
         return message
 
     # --- digest (the scheduled function) -----------------------------------------------------------
@@ -758,4 +783,5 @@ def build_service(platform: Platform) -> NotificationService:
         TaskQueue(settings, QUEUE, TASKS_FUNCTION),
         SmtpMailer(settings, secrets),
         secrets,
+        InvitationLinks(settings, platform.services),
     )

@@ -199,13 +199,12 @@ TEMPLATES: dict[str, dict[str, Template]] = {
     "User Invited": {
         "en": _t(
             "You are invited to join as {{role}}",
-            "{{actor.email}} invited {{email}} to join as {{role}}. Use the invitation link your "
-            "administrator sent you before {{expires_at}}.",
+            "{{actor.email}} invited {{email}} to join as {{role}}. The invitation expires at "
+            "{{expires_at}}.",
         ),
         "de": _t(
             "Sie wurden als {{role}} eingeladen",
-            "{{actor.email}} hat {{email}} als {{role}} eingeladen. Nutzen Sie den Einladungslink Ihrer "
-            "Administration vor {{expires_at}}.",
+            "{{actor.email}} hat {{email}} als {{role}} eingeladen. Die Einladung gilt bis {{expires_at}}.",
         ),
     },
     "User Provisioned": {
@@ -257,4 +256,12 @@ DIGEST: dict[str, Template] = {
     "de": _t(
         "Ihre Zusammenfassung: {{count}} Benachrichtigungen", "Seit der letzten Zusammenfassung:\n\n{{items}}"
     ),
+}
+
+
+# The accept link of an invitation mail, added as the mail is sent (its token is minted then and never
+# stored): by locale, with the default locale's as fallback.
+ACCEPT_LINK = {
+    "en": "Accept the invitation and choose your password:\n{link}",
+    "de": "Einladung annehmen und Passwort festlegen:\n{link}",
 }

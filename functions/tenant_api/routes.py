@@ -23,6 +23,7 @@ from functions.tenant_api.domain import (
 )
 from functions.tenant_api.jobs import TenantProcesses
 from functions.tenant_api.service import TENANTS, build_service
+from shared.authz import PUBLIC
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
 from shared.pagination import PageParams, paginate
@@ -173,6 +174,15 @@ def build_router(platform: Platform) -> Router:
             TenantView.of(Tenant.model_validate(s.to_dict())).model_dump(mode="json") for s in page.snapshots
         ]
         return Reply({"items": items, "next_cursor": page.next_cursor})
+
+    @router.get("/sign-in/{slug}", permission=PUBLIC)
+    def sign_in_workspace(ctx: RequestContext) -> Reply:
+        """Public: the tenant a workspace slug names, for a sign-in page (its id and name, nothing more)."""
+        slug = ctx.params["slug"]
+        tenant = service.by_slug(slug) if re.fullmatch(SLUG, slug) else None
+        if tenant is None:
+            raise not_found(f"The workspace {slug!r}")
+        return Reply({"tenant_id": tenant.id, "name": tenant.name})
 
     @router.get("/tenants/{tenant_id}", permission="tenants:read")
     def get(ctx: RequestContext) -> Reply:

@@ -128,6 +128,18 @@ class TenantService:
 
         return self.uow.run(work)
 
+    def by_slug(self, slug: str) -> Tenant | None:
+        """The live tenant a workspace slug names (None: no such slug, or the tenant is gone)."""
+        claim = self.db.collection(SLUGS).document(slug).get()
+        tenant_id = (claim.to_dict() or {}).get("tenant_id") if claim.exists else None
+        if not isinstance(tenant_id, str):
+            return None
+        snapshot = self.ref(tenant_id).get()
+        data = snapshot.to_dict() if snapshot.exists else None
+        if not data or data.get("status") in ("deactivated", "erased"):
+            return None
+        return Tenant.model_validate(data)
+
     def get(self, tenant_id: str) -> Tenant:
         snapshot = self.ref(tenant_id).get()
         if not snapshot.exists:

@@ -183,6 +183,9 @@ class Invitation(BaseModel):
     email: str
     role: Role
     token_hash: str | None  # None: issued by an import, no token sent yet (resend issues one)
+    # The token of the invitation mail's accept link, minted when the mail is sent (never published in
+    # an event nor stored in the mail): the link works beside the token the inviting call answered.
+    mail_token_hash: str | None = None
     expires_in_hours: int
     expires_at: datetime
     status: InvitationStatus = InvitationStatus.PENDING
@@ -232,7 +235,10 @@ class Invitation(BaseModel):
         return self.status
 
     def matches(self, token_hash: str) -> bool:
-        return self.token_hash is not None and hmac.compare_digest(self.token_hash, token_hash)
+        return any(
+            known is not None and hmac.compare_digest(known, token_hash)
+            for known in (self.token_hash, self.mail_token_hash)
+        )
 
     def check_acceptable(self, token_hash: str, now: datetime) -> None:
         """Raise why this token cannot be accepted now; a token that is not this invitation's current
@@ -250,6 +256,17 @@ class Invitation(BaseModel):
     def begin_accept(self, token_hash: str, now: datetime, lease: timedelta) -> None:
         self.check_acceptable(token_hash, now)
         self.accepting_until = now + lease
+
+    def issue_mail_token(self, token_hash: str, now: datetime) -> None:
+        """The invitation mail is being sent: its link's token replaces the previous mail's."""
+        status = self.effective_status(now)
+        if status is InvitationStatus.ACCEPTED:
+            raise InvitationUsed
+        if status is not InvitationStatus.PENDING:
+            raise InvitationGone(status)
+        self.mail_token_hash = token_hash
+        self.last_sent_at = now
+        self.updated_at = now
 
     def abandon_accept(self) -> None:
         """The acceptance failed (no seat, identity down): as if it never started."""
@@ -278,6 +295,7 @@ class Invitation(BaseModel):
             raise AcceptInProgress
         self.status = InvitationStatus.PENDING
         self.token_hash = token_hash
+        self.mail_token_hash = None
         self.expires_at = now + timedelta(hours=self.expires_in_hours)
         self.sent_count += 1
         self.last_sent_at = now

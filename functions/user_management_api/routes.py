@@ -1,13 +1,15 @@
 """User Management API over HTTP: request and response models, and the routes with their permissions.
 
-Invitation tokens are answered once, by the invitation and its resend, for the Notification API to mail
-(the invitee then accepts with it at the public POST /invitations/accept). They are never stored, so
-those routes refuse Idempotency-Key: the kernel would keep the answer, token included, to replay it (and
-on the public route every anonymous caller would share one key space). They need none: a repeated
-invitation or acceptance answers 409.
+Invitation tokens are answered once, by the invitation and its resend (the invitee accepts with one at
+the public POST /invitations/accept). The invitation mail carries its own token, minted when the mail is
+sent: the Notification API's send task asks POST .../mail-token (a platform service permission) and puts
+the portal's accept link in the mail it hands to the relay, so no event, stored mail or log line ever
+holds a token. Tokens are never stored (only their hashes), so those routes refuse Idempotency-Key: the
+kernel would keep the answer, token included, to replay it (and on the public route every anonymous
+caller would share one key space). They need none: a repeated invitation or acceptance answers 409.
 
-Imported users get invitations without a token (there is no answer to carry 10,000 of them): resending
-the invitation issues one.
+Imported users get invitations without a token (there is no answer to carry 10,000 of them): their
+invitation mails carry one, and resending the invitation issues one.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from shared.platform import Platform
 from shared.problems import Problem, bad_request, conflict, not_found
 
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
+TENANT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 IDS = {
     "user_id": (re.compile(r"^u_[0-9a-f]{28}$"), "User"),
     "invitation_id": (re.compile(r"^inv_[0-9a-f]{20}$"), "Invitation"),
@@ -152,7 +155,7 @@ class InvitationView(BaseModel):
     @classmethod
     def of(cls, invitation: Invitation, now: datetime) -> InvitationView:
         data = invitation.model_dump(
-            exclude={"token_hash", "tenant_id", "expires_in_hours", "accepting_until"}
+            exclude={"token_hash", "mail_token_hash", "tenant_id", "expires_in_hours", "accepting_until"}
         )
         return cls(**{**data, "status": invitation.effective_status(now)})
 
@@ -364,6 +367,24 @@ def build_router(platform: Platform) -> Router:
         with _domain_errors():
             invitation = service.revoke(ctx.tenant_id, _id(ctx, "invitation_id"), _grantor(ctx))
         return Reply(InvitationView.of(invitation, service.clock()))
+
+    @router.post("/tenants/{tenant_id}/invitations/{invitation_id}/mail-token", permission="invitations:mail")
+    def mail_token(ctx: RequestContext) -> Reply:
+        """The Notification API's send task, as it sends the invitation mail: the accept link's token."""
+        _no_idempotency_key(ctx)
+        _no_body(ctx)
+        with _domain_errors():
+            token = service.mail_token(ctx.tenant_id, _id(ctx, "invitation_id"))
+        return Reply({"token": token}, headers={"Cache-Control": "no-store"})
+
+    @router.get("/tenants/{tenant_id}/sign-in", permission=PUBLIC)
+    def sign_in_options(ctx: RequestContext) -> Reply:
+        """Public: the Identity Platform tenant a sign-in page signs this tenant's users in to."""
+        tenant_id = ctx.params["tenant_id"]
+        config = service.identity_config(tenant_id) if TENANT_ID.fullmatch(tenant_id) else None
+        if config is None:
+            raise not_found(f"Sign-in for tenant {tenant_id}")
+        return Reply({"tenant_id": tenant_id, "idp_tenant_id": config["idp_tenant_id"]})
 
     @router.post("/invitations/accept", permission=PUBLIC)
     def accept(ctx: RequestContext) -> Reply:

@@ -276,6 +276,18 @@ class UserService:
 
         return self.uow.run(work, serialize_on=f"invitation:{tenant_id}/{invitation_id}"), token
 
+    def mail_token(self, tenant_id: str, invitation_id: str) -> str:
+        """A token for the accept link of the invitation mail being sent now; only its hash is kept."""
+        token = make_token(tenant_id, invitation_id, new_secret())
+
+        def work(tx: Tx) -> None:
+            invitation = self._load_invitation(tx, tenant_id, invitation_id)
+            invitation.issue_mail_token(hash_token(token), self.clock())
+            self._save_invitation(tx, invitation)
+
+        self.uow.run(work, serialize_on=f"invitation:{tenant_id}/{invitation_id}")
+        return token
+
     def revoke(self, tenant_id: str, invitation_id: str, grantor: Grantor) -> Invitation:
         """The invitation is revoked and its invited user removed (it never signed in)."""
 

@@ -39,6 +39,7 @@ def probe_for(spec: FunctionSpec, bench: Bench) -> Probe:
             "GET /tenants/{tid}/audit/entries (admin)",
             bearer(bench.admin_token),
         ),
+        "portal": Probe("GET", "/", "GET / (the portal's index.html)", {}),
         "audit_api_tasks": Probe(
             "POST", "/seal", "seal task", bearer(bench.service_token(TASKS_ACCOUNT)), {"tenant_id": tid}
         ),

@@ -31,6 +31,7 @@ from tests.bench import (
     offboarding,
     onboarding,
     pipeline,
+    portal,
     sustained,
     webhooks,
     workflows,
@@ -53,6 +54,7 @@ SECTIONS = (
     "offboarding",
     "customers",
     "notifications",
+    "portal",
 )
 
 
@@ -111,6 +113,7 @@ def sections(args: argparse.Namespace, bench: Bench, report: Report) -> dict[str
         "offboarding": lambda: offboarding.run(bench, report),
         "customers": lambda: customers.run(bench, report, args.customer_contacts, args.customer_import_rows),
         "notifications": lambda: notifications.run(bench, report, args.notification_events, 8, timeout=900),
+        "portal": lambda: portal.run(report),
     }
 
 

@@ -1,5 +1,5 @@
 variable "functions" {
-  description = "Functions by name: the service account id each one runs as, its trigger kind, and its project-level needs (build/manifest.json \"needs\": \"identity-admin\" grants the Identity Platform admin roles; \"webhook-secrets\" grants Secret Manager on the API's own secret-name prefix only, a create/version/read/delete custom role to an http function, accessor to a tasks function; \"smtp-relay\" grants nothing here, it only sets the relay's settings)."
+  description = "Functions by name: the service account id each one runs as, its trigger kind, and its project-level needs (build/manifest.json \"needs\": \"identity-admin\" grants the Identity Platform admin roles; \"webhook-secrets\" grants Secret Manager on the API's own secret-name prefix only, a create/version/read/delete custom role to an http function, accessor to a tasks function; \"smtp-relay\" and \"identity-client\" grant nothing here, they only set the relay's settings or the browser API key)."
   type = map(object({
     account_id    = string
     kind          = string
