@@ -236,7 +236,7 @@ locals {
   # outbox publishes after commit in whichever function ran the use case); an events function also
   # parks failed events on its API's dead-letter topic. A kernel service function (its package is no
   # catalog API and it is not public: the outbox relay) republishes any API's events, so it gets every
-  # non-external topic; a public function of no API (a web portal) publishes nothing.
+  # non-external topic; a public function of no API (serving web pages) publishes nothing.
   internal_topics = sort([for e in local.catalog.events : e.topic if e.publisher != "external"])
   function_topics = {
     for name, f in local.functions : name => (
