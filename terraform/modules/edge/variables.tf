@@ -1,5 +1,5 @@
 variable "default_function" {
-  description = "The public function that answers paths no /<function>/ prefix matches (e.g. a web portal at /); null = the first public function by name (it answers 404 for paths it does not serve)."
+  description = "The public function that answers paths no /<function>/ prefix matches (e.g. web pages at /); null = the first public function by name (it answers 404 for paths it does not serve)."
   type        = string
   default     = null
 }
