@@ -126,9 +126,16 @@ def purge_queues(project: str) -> None:
         client.purge_queue(name=f"{parent}/{queue.name}")
 
 
+def requests_in_flight() -> int:
+    started, finished = functions_activity()
+    return started - finished
+
+
 @pytest.fixture
 def clean(suite: Suite) -> Suite:
     purge_queues(suite.project)
+    # A request of the previous test still running (a seal, a step) would write into the emptied database.
+    eventually(lambda: requests_in_flight() == 0, timeout=60, what="the previous test's requests to finish")
     reset_firestore(suite.project)
     return suite
 
