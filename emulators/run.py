@@ -156,7 +156,8 @@ Demo tenant {info["tenant_id"]} (slug acme); its admin is admin@acme.example. To
   curl -s -X POST -H "Authorization: Bearer $OPERATOR_TOKEN" -H "Content-Type: application/json" \\
        -d '{{"reason": "demo"}}' {tenant_url}/suspend
 
-Logs: {suite.log_dir}    Ctrl-C stops everything.
+The outbox relay worker (workers/outbox_relay.py) runs as GKE runs it; the scheduled functions are
+called every 5 s. Logs: {suite.log_dir}    Ctrl-C stops everything.
 """,
         flush=True,
     )
@@ -185,6 +186,8 @@ def main() -> int:
         print("Starting the emulators and functions (the Auth emulator takes ~15 s)...", flush=True)
         suite.start()
         report = provision(load_catalog(), suite.project, suite.functions_url, suite.signing_key)
+        # As on GKE: the outbox relay runs continuously (the scheduled function stays the backstop).
+        suite.start_worker("outbox relay worker", "workers.outbox_relay", "--interval", "2")
         print_banner(suite, demo(suite), report.skipped_apis)
         scheduler_loop(suite)
     except MissingPrerequisite as missing:

@@ -381,6 +381,11 @@ class Suite:
         # Cloud Tasks targets point here. The host reads it on each function's first request.
         self.env["CMP_FUNCTIONS_BASE_URL"] = self.functions_url
 
+    def start_worker(self, name: str, module: str, *args: str) -> None:
+        """A long-running worker of workers/ (on GKE in production), with the suite's environment; it
+        stops with the suite. Its output goes to <log_dir>/<name>.log."""
+        self._spawn(name, [sys.executable, "-m", module, *args], env={"PYTHONPATH": str(ROOT)})
+
     def stop(self) -> None:
         for _name, proc in reversed(self.processes):
             if proc.poll() is None:
