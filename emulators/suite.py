@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 LOCAL_SIGNING_KEY_ENV = "CMP_LOCAL_SIGNING_KEY"
 DEFAULT_PROJECT = "demo-cmp"
+# How long a piece may take to start before the suite gives up. Generous: with the test workers each
+# starting an Auth emulator (Node) at once on a 2-core machine that is busy, one took over 90 s.
+STARTUP_DEADLINE = 300.0
 
 
 class MissingPrerequisite(RuntimeError):
@@ -281,7 +284,7 @@ class Suite:
         def start(port: int) -> None:
             argv = [java(), "-cp", str(jar), main, "start", f"--host={HOST}", f"--port={port}"]
             proc, log = self._spawn("firestore", argv)
-            wait_until(http_ok(f"http://{HOST}:{port}/"), "Firestore emulator", 60, proc, log)
+            wait_until(http_ok(f"http://{HOST}:{port}/"), "Firestore emulator", STARTUP_DEADLINE, proc, log)
 
         self.ports.firestore = self._on_free_port(self.ports.firestore, start)
         self.env["FIRESTORE_EMULATOR_HOST"] = f"{HOST}:{self.ports.firestore}"
@@ -293,7 +296,7 @@ class Suite:
 
         def start(port: int) -> None:
             proc, log = self._spawn("pubsub", [java(), "-jar", str(jar), f"--host={HOST}", f"--port={port}"])
-            wait_until(http_ok(f"http://{HOST}:{port}/"), "Pub/Sub emulator", 60, proc, log)
+            wait_until(http_ok(f"http://{HOST}:{port}/"), "Pub/Sub emulator", STARTUP_DEADLINE, proc, log)
 
         self.ports.pubsub = self._on_free_port(self.ports.pubsub, start)
         self.env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{self.ports.pubsub}"
@@ -308,7 +311,7 @@ class Suite:
         def bound() -> bool:
             return ready.search(log.read_text(errors="replace")) is not None
 
-        wait_until(bound, name, 60, proc, log)
+        wait_until(bound, name, STARTUP_DEADLINE, proc, log)
         found = ready.search(log.read_text(errors="replace"))
         assert found is not None
         return int(found.group(1))
@@ -355,7 +358,7 @@ class Suite:
                 env={"CI": "true", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "HOME": str(config_dir)},
                 cwd=config_dir,
             )
-            wait_until(http_ok(f"http://{HOST}:{port}/"), "Firebase Auth emulator", 90, proc, log)
+            wait_until(http_ok(f"http://{HOST}:{port}/"), "Firebase Auth emulator", STARTUP_DEADLINE, proc, log)
 
         self.ports.auth = self._on_free_port(self.ports.auth, start)
         self.env["FIREBASE_AUTH_EMULATOR_HOST"] = f"{HOST}:{self.ports.auth}"
