@@ -32,7 +32,7 @@ LOCAL_SIGNING_KEY_ENV = "CMP_LOCAL_SIGNING_KEY"
 DEFAULT_PROJECT = "demo-cmp"
 # How long a piece may take to start before the suite gives up. Generous: with the test workers each
 # starting an Auth emulator (Node) at once on a 2-core machine that is busy, one took over 90 s.
-STARTUP_DEADLINE = 300.0
+STARTUP_DEADLINE = 240.0  # within pytest-timeout's 300 s for the first test of a worker, which starts its suite
 
 
 class MissingPrerequisite(RuntimeError):
