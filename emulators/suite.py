@@ -31,8 +31,9 @@ HOST = "127.0.0.1"
 LOCAL_SIGNING_KEY_ENV = "CMP_LOCAL_SIGNING_KEY"
 DEFAULT_PROJECT = "demo-cmp"
 # How long a piece may take to start before the suite gives up. Generous: with the test workers each
-# starting an Auth emulator (Node) at once on a 2-core machine that is busy, one took over 90 s.
-STARTUP_DEADLINE = 240.0  # within pytest-timeout's 300 s for the first test of a worker, which starts its suite
+# starting an Auth emulator (Node) at once on a 2-core machine that is busy, one took over 90 s. It stays
+# within pytest-timeout's 300 s for a worker's first test, which starts the worker's suite.
+STARTUP_DEADLINE = 240.0
 
 
 class MissingPrerequisite(RuntimeError):
@@ -358,7 +359,9 @@ class Suite:
                 env={"CI": "true", "FIREBASE_CLI_DISABLE_UPDATE_CHECK": "true", "HOME": str(config_dir)},
                 cwd=config_dir,
             )
-            wait_until(http_ok(f"http://{HOST}:{port}/"), "Firebase Auth emulator", STARTUP_DEADLINE, proc, log)
+            wait_until(
+                http_ok(f"http://{HOST}:{port}/"), "Firebase Auth emulator", STARTUP_DEADLINE, proc, log
+            )
 
         self.ports.auth = self._on_free_port(self.ports.auth, start)
         self.env["FIREBASE_AUTH_EMULATOR_HOST"] = f"{HOST}:{self.ports.auth}"
