@@ -54,7 +54,12 @@ $(STAMPS)/portal-npm: portal/package-lock.json | prereqs-node
 	cd portal && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(STAMPS)/venv $(STAMPS)/npm ## Create the virtualenv and install the Auth emulator (first time only)
+$(STAMPS)/checkov: | prereqs-python
+	@mkdir -p $(STAMPS)
+	PYTHON=$(PYTHON) terraform/checkov.sh --install
+	@touch $@
+
+setup: $(STAMPS)/venv $(STAMPS)/npm $(STAMPS)/portal-npm $(STAMPS)/checkov ## The virtualenv, the Auth emulator, the portal's and checkov's packages (first time only; make -j4 setup installs them side by side)
 
 portal: $(STAMPS)/portal-npm ## Build the Tenant Admin Portal (type check, Vitest, bundle into functions/portal/static)
 	cd portal && npm run --silent typecheck && npm test --silent && npx vite build --logLevel warn

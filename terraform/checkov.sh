@@ -3,7 +3,8 @@
 # installed into its own virtualenv (terraform/.venv-checkov, git-ignored): checkov's pins clash with
 # the project's dependencies.
 #
-#   terraform/checkov.sh          install on first use, then scan
+#   terraform/checkov.sh            install on first use, then scan
+#   terraform/checkov.sh --install  install only (make setup)
 #
 # Exit codes: 0 clean, 1 failed checks, 3 checkov could not be installed (no package index).
 # Every accepted finding is skipped next to its resource: `#checkov:skip=CKV_...: reason` in HCL, a
@@ -22,6 +23,8 @@ if [[ ! -x "$venv/bin/checkov" ]]; then
     exit 3
   fi
 fi
+
+[[ "${1:-}" == "--install" ]] && exit 0
 
 cd "$here/.."
 exec "$venv/bin/checkov" -d terraform --framework terraform kubernetes --skip-download --compact --quiet \
