@@ -54,7 +54,7 @@ plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module 
 	terraform fmt -check -recursive terraform
 	$(VENV)/bin/pytest -q tests/terraform
 
-schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models
+schemas: $(STAMPS)/venv ## Regenerate the contracts in schemas/ (event schemas, OpenAPI per API) from the code
 	$(PY) -m shared.contracts.schemagen
 
 build: $(STAMPS)/venv ## One deployable source folder per function in build/

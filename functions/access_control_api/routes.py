@@ -180,7 +180,7 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Role {role_id}")
         return Reply(RoleView.model_validate(document))
 
-    @router.put(f"{BASE}/roles/{{role_id}}", permission="access:manage")
+    @router.put(f"{BASE}/roles/{{role_id}}", permission="access:manage", body=RoleBody, status=201)
     def put_role(ctx: RequestContext) -> Reply:
         role_id = _id(ctx, "role_id", ROLE_ID, "Role", for_write=True)
         body = ctx.body(RoleBody)
@@ -188,13 +188,13 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/access/roles/{role_id}"
         return _put_reply(RoleView.model_validate(document), created, location)
 
-    @router.delete(f"{BASE}/roles/{{role_id}}", permission="access:manage")
+    @router.delete(f"{BASE}/roles/{{role_id}}", permission="access:manage", status=204)
     def delete_role(ctx: RequestContext) -> Reply:
         service.delete_role(ctx.tenant_id, _id(ctx, "role_id", ROLE_ID, "Role"), _actor(ctx))
         return Reply(status=204)
 
     # --- groups ------------------------------------------------------------------------------------
-    @router.get(f"{BASE}/groups", permission="access:read")
+    @router.get(f"{BASE}/groups", permission="access:read", query=ListQuery)
     def list_groups(ctx: RequestContext) -> Reply:
         params = ctx.query(ListQuery)
         groups = service.groups(ctx.tenant_id)
@@ -210,7 +210,7 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Group {group_id}")
         return Reply(GroupView.model_validate(document))
 
-    @router.put(f"{BASE}/groups/{{group_id}}", permission="access:manage")
+    @router.put(f"{BASE}/groups/{{group_id}}", permission="access:manage", body=GroupBody, status=201)
     def put_group(ctx: RequestContext) -> Reply:
         group_id = _id(ctx, "group_id", OBJECT_ID, "Group", for_write=True)
         body = ctx.body(GroupBody)
@@ -220,13 +220,13 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/access/groups/{group_id}"
         return _put_reply(GroupView.model_validate(document), created, location)
 
-    @router.delete(f"{BASE}/groups/{{group_id}}", permission="access:manage")
+    @router.delete(f"{BASE}/groups/{{group_id}}", permission="access:manage", status=204)
     def delete_group(ctx: RequestContext) -> Reply:
         service.delete_group(ctx.tenant_id, _id(ctx, "group_id", OBJECT_ID, "Group"))
         return Reply(status=204)
 
     # --- policies ----------------------------------------------------------------------------------
-    @router.get(f"{BASE}/policies", permission="access:read")
+    @router.get(f"{BASE}/policies", permission="access:read", query=ListQuery)
     def list_policies(ctx: RequestContext) -> Reply:
         params = ctx.query(ListQuery)
         policies = service.policies(ctx.tenant_id)
@@ -242,7 +242,7 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Policy {policy_id}")
         return Reply(PolicyView.model_validate(document))
 
-    @router.put(f"{BASE}/policies/{{policy_id}}", permission="access:manage")
+    @router.put(f"{BASE}/policies/{{policy_id}}", permission="access:manage", body=PolicyBody, status=201)
     def put_policy(ctx: RequestContext) -> Reply:
         policy_id = _id(ctx, "policy_id", OBJECT_ID, "Policy", for_write=True)
         body = ctx.body(PolicyBody)
@@ -252,7 +252,7 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/access/policies/{policy_id}"
         return _put_reply(PolicyView.model_validate(document), created, location)
 
-    @router.delete(f"{BASE}/policies/{{policy_id}}", permission="access:manage")
+    @router.delete(f"{BASE}/policies/{{policy_id}}", permission="access:manage", status=204)
     def delete_policy(ctx: RequestContext) -> Reply:
         service.delete_policy(ctx.tenant_id, _id(ctx, "policy_id", OBJECT_ID, "Policy"), _actor(ctx))
         return Reply(status=204)
@@ -272,7 +272,7 @@ def build_router(platform: Platform) -> Router:
         return Reply(PrincipalView.of(service.restore_principal(ctx.tenant_id, uid, _actor(ctx))))
 
     # --- decisions ---------------------------------------------------------------------------------
-    @router.post(f"{BASE}/decisions", permission="access:decide")
+    @router.post(f"{BASE}/decisions", permission="access:decide", body=DecisionBody)
     def decisions(ctx: RequestContext) -> Reply:
         body = ctx.body(DecisionBody)
         decision, version = service.decide(

@@ -90,7 +90,7 @@ def build_router(platform: Platform) -> Router:
         items = [json_safe(s.to_dict() or {}) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.get("/tenants/{tenant_id}/audit/entries", permission="audit:read")
+    @router.get("/tenants/{tenant_id}/audit/entries", permission="audit:read", query=EntryQuery)
     def list_entries(ctx: RequestContext) -> Reply:
         return entries_page(ctx.tenant_id, ctx.query(EntryQuery))
 
@@ -102,7 +102,12 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Audit entry {entry_id}")
         return Reply(json_safe(entry))
 
-    @router.get("/tenants/{tenant_id}/audit/export", permission="audit:export")
+    @router.get(
+        "/tenants/{tenant_id}/audit/export",
+        permission="audit:export",
+        query=EntryFilters,
+        media_type="application/x-ndjson",
+    )
     def export(ctx: RequestContext) -> Reply:
         filters = ctx.query(EntryFilters)  # validated now: a stream cannot turn into a problem later
         filename = re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.tenant_id)
@@ -129,7 +134,12 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Alert rule {ctx.params['rule_id']}")
         return Reply(json_safe(rule))
 
-    @router.put("/tenants/{tenant_id}/audit/alert-rules/{rule_id}", permission="audit-alerts:manage")
+    @router.put(
+        "/tenants/{tenant_id}/audit/alert-rules/{rule_id}",
+        permission="audit-alerts:manage",
+        body=RuleBody,
+        status=(200, 201),
+    )
     def put_rule(ctx: RequestContext) -> Reply:
         rule_id = _rule_id(ctx, for_write=True)
         body = ctx.body(RuleBody)
@@ -137,13 +147,15 @@ def build_router(platform: Platform) -> Router:
         headers = {"Location": f"/tenants/{ctx.tenant_id}/audit/alert-rules/{rule_id}"} if created else {}
         return Reply(json_safe(document), status=201 if created else 200, headers=headers)
 
-    @router.delete("/tenants/{tenant_id}/audit/alert-rules/{rule_id}", permission="audit-alerts:manage")
+    @router.delete(
+        "/tenants/{tenant_id}/audit/alert-rules/{rule_id}", permission="audit-alerts:manage", status=204
+    )
     def delete_rule(ctx: RequestContext) -> Reply:
         if not service.delete_rule(ctx.tenant_id, _rule_id(ctx)):
             raise not_found(f"Alert rule {ctx.params['rule_id']}")
         return Reply(status=204)
 
-    @router.get("/tenants/{tenant_id}/audit/alerts", permission="audit-alerts:read")
+    @router.get("/tenants/{tenant_id}/audit/alerts", permission="audit-alerts:read", query=AlertQuery)
     def list_alerts(ctx: RequestContext) -> Reply:
         params = ctx.query(AlertQuery)
         alerts = service.alerts(ctx.tenant_id)
@@ -163,7 +175,7 @@ def build_router(platform: Platform) -> Router:
         return Reply(json_safe(snapshot.to_dict() or {}))
 
     # --- the platform trail (services record, operators read) ---------------------------------------
-    @router.post("/audit/platform/entries", permission="audit:record")
+    @router.post("/audit/platform/entries", permission="audit:record", body=PlatformRecord, status=(200, 201))
     def record_platform(ctx: RequestContext) -> Reply:
         body = ctx.body(PlatformRecord)
         actor = {k: v for k, v in ctx.principal.as_actor().items() if v is not None}
@@ -179,7 +191,7 @@ def build_router(platform: Platform) -> Router:
         stored, created = service.record_platform(entry)
         return Reply(json_safe(stored), status=201 if created else 200)
 
-    @router.get("/audit/platform/entries", permission="platform:operate")
+    @router.get("/audit/platform/entries", permission="platform:operate", query=EntryQuery)
     def list_platform_entries(ctx: RequestContext) -> Reply:
         return entries_page(PLATFORM_SCOPE, ctx.query(EntryQuery))
 

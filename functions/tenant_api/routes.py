@@ -53,10 +53,6 @@ class Reason(_Strict):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class NoBody(_Strict):
-    pass
-
-
 class AssignSeat(_Strict):
     user_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@-]+$")
     email: str | None = Field(default=None, pattern=EMAIL, max_length=320)
@@ -155,13 +151,13 @@ def build_router(platform: Platform) -> Router:
     service = build_service(platform)
     router = Router(platform.catalog.api("Tenant API").slug)
 
-    @router.post("/tenants", permission="tenants:create")
+    @router.post("/tenants", permission="tenants:create", body=CreateTenant, status=201)
     def create(ctx: RequestContext) -> Reply:
         body = ctx.body(CreateTenant)
         tenant = service.create(body.name, body.slug, body.plan, body.admin_email.lower(), _actor(ctx))
         return _tenant_reply(tenant, 201, location=True)
 
-    @router.get("/tenants", permission="tenants:list")
+    @router.get("/tenants", permission="tenants:list", query=ListTenants)
     def list_tenants(ctx: RequestContext) -> Reply:
         params = ctx.query(ListTenants)
         collection = platform.db.collection(TENANTS)
@@ -178,7 +174,7 @@ def build_router(platform: Platform) -> Router:
     def get(ctx: RequestContext) -> Reply:
         return _tenant_reply(service.get(ctx.tenant_id))
 
-    @router.patch("/tenants/{tenant_id}", permission="tenants:update")
+    @router.patch("/tenants/{tenant_id}", permission="tenants:update", body=UpdateTenant)
     def update(ctx: RequestContext) -> Reply:
         body = ctx.body(UpdateTenant)
         if body.plan is not None and not ctx.principal.can("platform:operate"):
@@ -194,13 +190,13 @@ def build_router(platform: Platform) -> Router:
 
         return handler
 
-    router.post("/tenants/{tenant_id}/suspend", permission="tenants:suspend")(
+    router.post("/tenants/{tenant_id}/suspend", permission="tenants:suspend", body=Reason)(
         transition(lambda ctx: service.suspend(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
     )
     router.post("/tenants/{tenant_id}/reactivate", permission="tenants:reactivate")(
         transition(lambda ctx: service.reactivate(ctx.tenant_id, _actor(ctx)))
     )
-    router.post("/tenants/{tenant_id}/deactivate", permission="tenants:deactivate")(
+    router.post("/tenants/{tenant_id}/deactivate", permission="tenants:deactivate", body=Reason)(
         transition(lambda ctx: service.deactivate(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
     )
 
@@ -232,7 +228,9 @@ def build_router(platform: Platform) -> Router:
             }
         )
 
-    @router.post("/tenants/{tenant_id}/offboarding/{run_id}/resume", permission="platform:operate")
+    @router.post(
+        "/tenants/{tenant_id}/offboarding/{run_id}/resume", permission="platform:operate", body=ResumeRun
+    )
     def resume_offboarding(ctx: RequestContext) -> Reply:
         """A failed (or stalled) run goes on from its failed step, or from `from_step`."""
         body = ctx.body(ResumeRun)
@@ -257,7 +255,11 @@ def build_router(platform: Platform) -> Router:
             headers={"ETag": f'"{export["manifest_sha256"]}"'},
         )
 
-    @router.get("/tenants/{tenant_id}/export/files/{file_name}", permission="platform:operate")
+    @router.get(
+        "/tenants/{tenant_id}/export/files/{file_name}",
+        permission="platform:operate",
+        media_type="application/x-ndjson",
+    )
     def export_file(ctx: RequestContext) -> Reply:
         name = ctx.params["file_name"]
         export = _export(ctx.tenant_id) if EXPORT_FILE.fullmatch(name) else {}
@@ -293,7 +295,7 @@ def build_router(platform: Platform) -> Router:
         return Reply(offboarding.encode(proof))
 
     # --- support tickets (Customer Support Service) -----------------------------------------------
-    @router.get("/support-tickets", permission="platform:operate")
+    @router.get("/support-tickets", permission="platform:operate", query=ListTickets)
     def list_tickets(ctx: RequestContext) -> Reply:
         params = ctx.query(ListTickets)
         collection = platform.db.collection(tickets.TICKETS)
@@ -316,7 +318,7 @@ def build_router(platform: Platform) -> Router:
     def get_ticket(ctx: RequestContext) -> Reply:
         return Reply(offboarding.encode(_ticket(ctx.params["ticket_id"])))
 
-    @router.patch("/support-tickets/{ticket_id}", permission="platform:operate")
+    @router.patch("/support-tickets/{ticket_id}", permission="platform:operate", body=UpdateTicket)
     def update_ticket(ctx: RequestContext) -> Reply:
         body = ctx.body(UpdateTicket)
         ticket_id = ctx.params["ticket_id"]
@@ -334,7 +336,7 @@ def build_router(platform: Platform) -> Router:
 
         return Reply(offboarding.encode(platform.uow.run(work)))
 
-    @router.get("/tenants/{tenant_id}/seats", permission="seats:read")
+    @router.get("/tenants/{tenant_id}/seats", permission="seats:read", query=PageParams)
     def list_seats(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         service.get(ctx.tenant_id)
@@ -343,14 +345,14 @@ def build_router(platform: Platform) -> Router:
         items = [SeatView.model_validate(s.to_dict()).model_dump(mode="json") for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.post("/tenants/{tenant_id}/seats", permission="seats:assign")
+    @router.post("/tenants/{tenant_id}/seats", permission="seats:assign", body=AssignSeat, status=(200, 201))
     def assign_seat(ctx: RequestContext) -> Reply:
         body = ctx.body(AssignSeat)
         with _domain_errors():
             seat, created = service.assign_seat(ctx.tenant_id, body.user_id, body.email, _actor(ctx))
         return Reply(SeatView.model_validate(seat), status=201 if created else 200)
 
-    @router.delete("/tenants/{tenant_id}/seats/{user_id}", permission="seats:release")
+    @router.delete("/tenants/{tenant_id}/seats/{user_id}", permission="seats:release", status=204)
     def release_seat(ctx: RequestContext) -> Reply:
         service.release_seat(ctx.tenant_id, ctx.params["user_id"])
         return Reply(status=204)

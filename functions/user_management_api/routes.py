@@ -53,7 +53,7 @@ from functions.user_management_api.service import API_NAME, UserService, build_s
 from shared.authz import PUBLIC
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
-from shared.imports import uploaded_file
+from shared.imports import IMPORT_UPLOAD, uploaded_file
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, bad_request, conflict, not_found
@@ -88,10 +88,6 @@ class ChangeRole(_Strict):
 
 class Deactivate(_Strict):
     reason: DeactivationReason = "admin_action"
-
-
-class NoBody(_Strict):
-    pass
 
 
 class ListUsers(PageParams):
@@ -259,12 +255,6 @@ def _import_body(ctx: RequestContext) -> tuple[ImportFormat, str]:
     return uploaded_file(ctx.request, MAX_IMPORT_BYTES)
 
 
-def _no_body(ctx: RequestContext) -> None:
-    """Routes without a body accept none, or an empty JSON object."""
-    if ctx.request.get_data():
-        ctx.body(NoBody)
-
-
 def _id(ctx: RequestContext, name: str) -> str:
     """A path id of ours, or 404 before any lookup (never a Firestore error for a malformed id)."""
     value = ctx.params[name]
@@ -283,9 +273,8 @@ def build_router(platform: Platform) -> Router:
     router = Router(platform.catalog.api(API_NAME).slug)
 
     # --- identity tenant ---------------------------------------------------------------------------
-    @router.post("/tenants/{tenant_id}/identity", permission="users:manage")
+    @router.post("/tenants/{tenant_id}/identity", permission="users:manage", status=(200, 201))
     def create_identity(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             config, created = service.ensure_identity_tenant(ctx.tenant_id)
         body = {"tenant_id": ctx.tenant_id, "idp_tenant_id": config["idp_tenant_id"]}
@@ -300,7 +289,7 @@ def build_router(platform: Platform) -> Router:
         return Reply({**body, "display_name": config.get("display_name")})
 
     # --- invitations -------------------------------------------------------------------------------
-    @router.post("/tenants/{tenant_id}/invitations", permission="users:invite")
+    @router.post("/tenants/{tenant_id}/invitations", permission="users:invite", body=Invite, status=201)
     def invite(ctx: RequestContext) -> Reply:
         _no_idempotency_key(ctx)
         body = ctx.body(Invite)
@@ -316,7 +305,7 @@ def build_router(platform: Platform) -> Router:
             headers={"Location": location, "Cache-Control": "no-store"},
         )
 
-    @router.get("/tenants/{tenant_id}/invitations", permission="users:invite")
+    @router.get("/tenants/{tenant_id}/invitations", permission="users:invite", query=ListInvitations)
     def list_invitations(ctx: RequestContext) -> Reply:
         params = ctx.query(ListInvitations)
         collection = service.invitations(ctx.tenant_id)
@@ -349,7 +338,6 @@ def build_router(platform: Platform) -> Router:
     @router.post("/tenants/{tenant_id}/invitations/{invitation_id}/resend", permission="users:invite")
     def resend(ctx: RequestContext) -> Reply:
         _no_idempotency_key(ctx)
-        _no_body(ctx)
         with _domain_errors():
             invitation, token = service.resend(ctx.tenant_id, _id(ctx, "invitation_id"), _grantor(ctx))
         view = InvitationView.of(invitation, service.clock())
@@ -360,12 +348,11 @@ def build_router(platform: Platform) -> Router:
 
     @router.post("/tenants/{tenant_id}/invitations/{invitation_id}/revoke", permission="users:invite")
     def revoke(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             invitation = service.revoke(ctx.tenant_id, _id(ctx, "invitation_id"), _grantor(ctx))
         return Reply(InvitationView.of(invitation, service.clock()))
 
-    @router.post("/invitations/accept", permission=PUBLIC)
+    @router.post("/invitations/accept", permission=PUBLIC, body=Accept)
     def accept(ctx: RequestContext) -> Reply:
         """Public: the token is the credential. Answers the active user and the IdP tenant to sign in to."""
         _no_idempotency_key(ctx)
@@ -375,7 +362,7 @@ def build_router(platform: Platform) -> Router:
         return _user_reply(user)
 
     # --- users -------------------------------------------------------------------------------------
-    @router.get("/tenants/{tenant_id}/users", permission="users:read")
+    @router.get("/tenants/{tenant_id}/users", permission="users:read", query=ListUsers)
     def list_users(ctx: RequestContext) -> Reply:
         params = ctx.query(ListUsers)
         collection = service.users(ctx.tenant_id)
@@ -398,7 +385,7 @@ def build_router(platform: Platform) -> Router:
     def get_user(ctx: RequestContext) -> Reply:
         return _user_reply(service.get_user(ctx.tenant_id, _id(ctx, "user_id")))
 
-    @router.patch("/tenants/{tenant_id}/users/{user_id}", permission="users:manage")
+    @router.patch("/tenants/{tenant_id}/users/{user_id}", permission="users:manage", body=ChangeRole)
     def change_role(ctx: RequestContext) -> Reply:
         body = ctx.body(ChangeRole)
         if_match = _if_match(ctx)
@@ -408,7 +395,9 @@ def build_router(platform: Platform) -> Router:
             )
         return _user_reply(user)
 
-    @router.post("/tenants/{tenant_id}/users/{user_id}/deactivate", permission="users:manage")
+    @router.post(
+        "/tenants/{tenant_id}/users/{user_id}/deactivate", permission="users:manage", body=Deactivate
+    )
     def deactivate(ctx: RequestContext) -> Reply:
         body = ctx.body(Deactivate)
         with _domain_errors():
@@ -419,13 +408,14 @@ def build_router(platform: Platform) -> Router:
 
     @router.post("/tenants/{tenant_id}/users/{user_id}/reactivate", permission="users:manage")
     def reactivate(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             user = service.reactivate(ctx.tenant_id, _id(ctx, "user_id"), _grantor(ctx))
         return _user_reply(user)
 
     # --- bulk import -------------------------------------------------------------------------------
-    @router.post("/tenants/{tenant_id}/user-imports", permission="user-imports:manage")
+    @router.post(
+        "/tenants/{tenant_id}/user-imports", permission="user-imports:manage", body=IMPORT_UPLOAD, status=202
+    )
     def submit_import(ctx: RequestContext) -> Reply:
         fmt, text = _import_body(ctx)
         with _domain_errors():
@@ -434,7 +424,7 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/user-imports/{job.id}"
         return Reply(ImportView.of(job), status=202, headers={"Location": location})
 
-    @router.get("/tenants/{tenant_id}/user-imports", permission="user-imports:manage")
+    @router.get("/tenants/{tenant_id}/user-imports", permission="user-imports:manage", query=PageParams)
     def list_imports(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         collection = service.imports(ctx.tenant_id)
@@ -449,7 +439,9 @@ def build_router(platform: Platform) -> Router:
     def get_import(ctx: RequestContext) -> Reply:
         return Reply(ImportView.of(service.get_job(ctx.tenant_id, _id(ctx, "job_id"))))
 
-    @router.get("/tenants/{tenant_id}/user-imports/{job_id}/rows", permission="user-imports:manage")
+    @router.get(
+        "/tenants/{tenant_id}/user-imports/{job_id}/rows", permission="user-imports:manage", query=ListRows
+    )
     def import_rows(ctx: RequestContext) -> Reply:
         params = ctx.query(ListRows)
         service.get_job(ctx.tenant_id, _id(ctx, "job_id"))
@@ -461,9 +453,10 @@ def build_router(platform: Platform) -> Router:
         items = [ImportRow.model_validate(s.to_dict()).model_dump(mode="json") for s in page.snapshots]
         return _page(items, page.next_cursor)
 
-    @router.post("/tenants/{tenant_id}/user-imports/{job_id}/resume", permission="user-imports:manage")
+    @router.post(
+        "/tenants/{tenant_id}/user-imports/{job_id}/resume", permission="user-imports:manage", status=202
+    )
     def resume_import(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             job = service.resume(ctx.tenant_id, _id(ctx, "job_id"))
         return Reply(ImportView.of(job), status=202)

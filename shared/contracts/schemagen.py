@@ -1,7 +1,9 @@
-"""Generate the JSON Schemas under schemas/ from the payload models and the CloudEvent envelope.
+"""Generate the contracts under schemas/ from the code: the event payload schemas, the CloudEvent
+envelope, and the OpenAPI document of every HTTP API (from its routes' declarations).
 
 `python -m shared.contracts.schemagen` (what `make schemas` runs) rewrites schemas/events/<slug>/v1.json for
-every catalog event and schemas/cloudevent/v1.json, and removes generated files no event owns any more.
+every catalog event, schemas/cloudevent/v1.json and schemas/openapi/<function>.json, and removes generated
+files nothing owns any more.
 tests/unit/test_schemas.py fails when a checked-in file differs from what `generate()` returns.
 """
 
@@ -18,7 +20,7 @@ from shared.events import CloudEvent
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 CLOUDEVENT_SCHEMA_PATH = "cloudevent/v1.json"
-GENERATED_DIRS = ("events", "cloudevent")  # everything under these folders is generated
+GENERATED_DIRS = ("events", "cloudevent", "openapi")  # everything under these folders is generated
 
 
 def event_schemas(catalog: Catalog) -> dict[str, dict[str, Any]]:
@@ -57,8 +59,10 @@ def cloudevent_schema(catalog: Catalog) -> dict[str, Any]:
 
 def generate(catalog: Catalog | None = None) -> dict[str, dict[str, Any]]:
     """Every generated schema keyed by its path relative to schemas/."""
+    from shared.contracts.openapi import documents
+
     catalog = catalog or load_catalog()
-    return {**event_schemas(catalog), CLOUDEVENT_SCHEMA_PATH: cloudevent_schema(catalog)}
+    return {**event_schemas(catalog), CLOUDEVENT_SCHEMA_PATH: cloudevent_schema(catalog), **documents()}
 
 
 def render(schema: dict[str, Any]) -> str:

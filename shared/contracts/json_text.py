@@ -1,0 +1,48 @@
+"""JSON text read with a bound on nesting: every JSON body, NDJSON row, cursor and signed report.
+
+`json.loads` recurses once per level, so text nested a few thousand levels deep raises RecursionError
+(not ValueError) and escapes the usual `except ValueError`. Firestore also refuses maps nested deeper
+than 20 levels. `loads` turns both into a ValueError, so callers that already refuse invalid JSON
+refuse these too.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+MAX_DEPTH = 16  # levels of objects and arrays; leaves room under Firestore's 20 for our own wrapping
+
+
+class JsonTooDeep(ValueError):
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(f"JSON nested more than {max_depth} levels deep")
+        self.max_depth = max_depth
+
+
+def depth(value: Any) -> int:
+    """Levels of objects and arrays in a parsed value (0 for a scalar), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """`json.loads`, raising ValueError (JsonTooDeep) for text nested deeper than `max_depth`."""
+    try:
+        value = json.loads(text)
+    except RecursionError as exc:
+        raise JsonTooDeep(max_depth) from exc
+    if depth(value) > max_depth:
+        raise JsonTooDeep(max_depth)
+    return value
