@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMPS := .stamps
 NODE_MODULES := emulators/auth/node_modules
 
-.PHONY: help setup run test lint fmt schemas build bench prereqs clean plan-check
+.PHONY: help setup run test lint fmt schemas fuzz build bench prereqs clean plan-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,6 +56,10 @@ plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module 
 
 schemas: $(STAMPS)/venv ## Regenerate the contracts in schemas/ (event schemas, OpenAPI per API) from the code
 	$(PY) -m shared.contracts.schemagen
+
+fuzz: setup ## Schemathesis over every API with more examples (CMP_FUZZ_EXAMPLES, default 25)
+	@$(PY) -m emulators.suite
+	CMP_FUZZ_EXAMPLES=$${CMP_FUZZ_EXAMPLES:-25} $(VENV)/bin/pytest -q tests/integration/test_fuzz.py
 
 build: $(STAMPS)/venv ## One deployable source folder per function in build/
 	$(PY) -m functions.build

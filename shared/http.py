@@ -29,6 +29,7 @@ from shared.authz import ALL_PERMISSIONS, PUBLIC, Principal, anonymous
 from shared.contracts import json_text
 from shared.contracts.ids import is_id
 from shared.idempotency import IdempotencyStore, StoredReply
+from shared.pagination import PageParams
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
 from shared.problems import Problem, bad_request, forbidden, not_found, validation_failed
 
@@ -116,6 +117,8 @@ class RequestContext:
                 self._query = declared.model_validate(raw)
             except ValidationError as exc:
                 raise validation_failed(validation_errors(exc, "query")) from exc
+            if isinstance(self._query, PageParams):
+                self._query.check_cursor()
         return self._query  # type: ignore[return-value]
 
     def _declared(self, part: str, model: type[M] | None) -> type[M]:

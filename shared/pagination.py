@@ -4,7 +4,7 @@ A cursor is opaque to clients: the last item's order value and document id, base
 are ordered by (field, document id) so equal values never skip or repeat an item. A cursor only
 positions a query that is already scoped to the caller's tenant, so a forged one cannot widen it, and
 it is checked when the query string is validated (before any datastore call): its id is an id
-(shared.contracts.ids) and its value a scalar or a timestamp, or the request is a 422.
+(shared.contracts.ids) and its value a scalar or a timestamp, or the request is a 400.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from shared.contracts import json_text
 from shared.contracts.ids import is_id
@@ -29,26 +29,20 @@ MAX_CURSOR_LENGTH = 2048
 INVALID_CURSOR = "The cursor is not valid: pass next_cursor from a previous page unchanged."
 
 
-def _valid_cursor(cursor: str | None) -> str | None:
-    if cursor is not None:
-        _decode(cursor)
-    return cursor
+class PageParams(BaseModel):
+    """A page of a list. The HTTP kernel decodes `cursor` when it validates the query string (400 for a
+    forged one), before the handler runs."""
 
-
-Cursor = Annotated[
-    str | None,
-    Field(
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="Items per page.")
+    cursor: str | None = Field(
         default=None,
         max_length=MAX_CURSOR_LENGTH,
         description="`next_cursor` of the previous page, unchanged; absent for the first page.",
-    ),
-    AfterValidator(_valid_cursor),
-]
+    )
 
-
-class PageParams(BaseModel):
-    limit: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="Items per page.")
-    cursor: Cursor = None
+    def check_cursor(self) -> None:
+        if self.cursor is not None:
+            decode_cursor(self.cursor)
 
 
 def _encode_value(value: Any) -> Any:

@@ -1,9 +1,10 @@
 """Generate the contracts under schemas/ from the code: the event payload schemas, the CloudEvent
-envelope, and the OpenAPI document of every HTTP API (from its routes' declarations).
+envelope, the AsyncAPI document of the event interface (from the catalog), and the OpenAPI document of
+every HTTP API (from its routes' declarations).
 
 `python -m shared.contracts.schemagen` (what `make schemas` runs) rewrites schemas/events/<slug>/v1.json for
-every catalog event, schemas/cloudevent/v1.json and schemas/openapi/<function>.json, and removes generated
-files nothing owns any more.
+every catalog event, schemas/cloudevent/v1.json, schemas/asyncapi.json and schemas/openapi/<function>.json,
+and removes generated files nothing owns any more.
 tests/unit/test_schemas.py fails when a checked-in file differs from what `generate()` returns.
 """
 
@@ -59,10 +60,15 @@ def cloudevent_schema(catalog: Catalog) -> dict[str, Any]:
 
 def generate(catalog: Catalog | None = None) -> dict[str, dict[str, Any]]:
     """Every generated schema keyed by its path relative to schemas/."""
-    from shared.contracts.openapi import documents
+    from shared.contracts import asyncapi, openapi
 
     catalog = catalog or load_catalog()
-    return {**event_schemas(catalog), CLOUDEVENT_SCHEMA_PATH: cloudevent_schema(catalog), **documents()}
+    return {
+        **event_schemas(catalog),
+        CLOUDEVENT_SCHEMA_PATH: cloudevent_schema(catalog),
+        asyncapi.ASYNCAPI_PATH: asyncapi.document(catalog),
+        **openapi.documents(),
+    }
 
 
 def render(schema: dict[str, Any]) -> str:

@@ -149,11 +149,12 @@ HOSTILE_CURSORS = {
     ids=case_id,
 )
 @pytest.mark.parametrize("cursor", sorted(HOSTILE_CURSORS))
-def test_a_forged_cursor_is_a_422_before_any_query(case: tuple[str, Route], cursor: str) -> None:
+def test_a_forged_cursor_is_refused_before_any_query(case: tuple[str, Route], cursor: str) -> None:
     api, route = case
     path = concrete(route)
-    found = problem(call(api, route.method, path, query_string={"cursor": HOSTILE_CURSORS[cursor]}), 422)
-    assert found["errors"][0]["pointer"] == "#/cursor"
+    response = call(api, route.method, path, query_string={"cursor": HOSTILE_CURSORS[cursor]})
+    found = problem(response, 400, 422)  # 422: longer than a cursor can be
+    assert "cursor" in json.dumps(found)
 
 
 def test_json_text_bounds_depth_without_recursion() -> None:
