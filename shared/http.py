@@ -326,6 +326,18 @@ def _render(reply: Reply) -> tuple[str, dict[str, str]]:
     return json.dumps(reply.body, default=str), reply.headers
 
 
+def _run(route: Route, context: RequestContext) -> Reply:
+    """The handler's reply, its body held to the declared response model (a dict is validated by it):
+    what the API answers is what its OpenAPI document says."""
+    reply = route.handler(context)
+    model = route.response
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or reply.status not in route.status:
+        return reply
+    if reply.body is not None and not isinstance(reply.body, model):
+        reply.body = model.model_validate(reply.body)
+    return reply
+
+
 class HttpApp:
     """One API's HTTP function: `handle(request)` is what the Cloud Function entry point calls."""
 
@@ -363,7 +375,7 @@ class HttpApp:
         if route.permission == PUBLIC:
             context = RequestContext(request, anonymous(), params, route)
             self._prepare(context)
-            return self._respond(route.handler(context))
+            return self._respond(_run(route, context))
         principal = self._authenticator().authenticate(dict(request.headers))
         if route.tenant_scoped:
             tenant_id = params["tenant_id"]
@@ -384,7 +396,7 @@ class HttpApp:
         self._prepare(context)
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or key is None:
-            return self._respond(route.handler(context))
+            return self._respond(_run(route, context))
         return self._idempotent(request, context, route, key)
 
     def _idempotent(
@@ -398,7 +410,7 @@ class HttpApp:
             response.headers["Idempotent-Replayed"] = "true"
             return response
         try:
-            reply = route.handler(context)
+            reply = _run(route, context)
         except Problem as problem:
             body = json.dumps(problem.to_dict(request.path))
             headers = {**problem.headers, "Content-Type": PROBLEM_TYPE}

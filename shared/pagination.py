@@ -13,7 +13,7 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +24,7 @@ from shared.problems import bad_request
 if TYPE_CHECKING:
     from google.cloud import firestore
 
+T = TypeVar("T")
 MAX_PAGE_SIZE = 200
 MAX_CURSOR_LENGTH = 2048
 INVALID_CURSOR = "The cursor is not valid: pass next_cursor from a previous page unchanged."
@@ -60,6 +61,13 @@ def _decode_value(value: Any) -> Any:
 def encode_cursor(order_value: Any, doc_id: str) -> str:
     raw = json.dumps([_encode_value(order_value), doc_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class PageOf(BaseModel, Generic[T]):
+    """The answer of a list: one page of items, and the cursor of the next page (null on the last)."""
+
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 _SCALARS = (str, int, float, bool, type(None))

@@ -25,7 +25,7 @@ from functions.tenant_api.jobs import TenantProcesses
 from functions.tenant_api.service import TENANTS, build_service
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
-from shared.pagination import PageParams, paginate
+from shared.pagination import PageOf, PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, conflict, forbidden, not_found
 
@@ -151,13 +151,15 @@ def build_router(platform: Platform) -> Router:
     service = build_service(platform)
     router = Router(platform.catalog.api("Tenant API").slug)
 
-    @router.post("/tenants", permission="tenants:create", body=CreateTenant, status=201)
+    @router.post(
+        "/tenants", permission="tenants:create", body=CreateTenant, status=201, response=TenantView, etag=True
+    )
     def create(ctx: RequestContext) -> Reply:
         body = ctx.body(CreateTenant)
         tenant = service.create(body.name, body.slug, body.plan, body.admin_email.lower(), _actor(ctx))
         return _tenant_reply(tenant, 201, location=True)
 
-    @router.get("/tenants", permission="tenants:list", query=ListTenants)
+    @router.get("/tenants", permission="tenants:list", query=ListTenants, response=PageOf[TenantView])
     def list_tenants(ctx: RequestContext) -> Reply:
         params = ctx.query(ListTenants)
         collection = platform.db.collection(TENANTS)
@@ -170,11 +172,13 @@ def build_router(platform: Platform) -> Router:
         ]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.get("/tenants/{tenant_id}", permission="tenants:read")
+    @router.get("/tenants/{tenant_id}", permission="tenants:read", response=TenantView, etag=True)
     def get(ctx: RequestContext) -> Reply:
         return _tenant_reply(service.get(ctx.tenant_id))
 
-    @router.patch("/tenants/{tenant_id}", permission="tenants:update", body=UpdateTenant)
+    @router.patch(
+        "/tenants/{tenant_id}", permission="tenants:update", body=UpdateTenant, response=TenantView, etag=True
+    )
     def update(ctx: RequestContext) -> Reply:
         body = ctx.body(UpdateTenant)
         if body.plan is not None and not ctx.principal.can("platform:operate"):
@@ -190,15 +194,23 @@ def build_router(platform: Platform) -> Router:
 
         return handler
 
-    router.post("/tenants/{tenant_id}/suspend", permission="tenants:suspend", body=Reason)(
-        transition(lambda ctx: service.suspend(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
-    )
-    router.post("/tenants/{tenant_id}/reactivate", permission="tenants:reactivate")(
-        transition(lambda ctx: service.reactivate(ctx.tenant_id, _actor(ctx)))
-    )
-    router.post("/tenants/{tenant_id}/deactivate", permission="tenants:deactivate", body=Reason)(
-        transition(lambda ctx: service.deactivate(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
-    )
+    router.post(
+        "/tenants/{tenant_id}/suspend",
+        permission="tenants:suspend",
+        body=Reason,
+        response=TenantView,
+        etag=True,
+    )(transition(lambda ctx: service.suspend(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx))))
+    router.post(
+        "/tenants/{tenant_id}/reactivate", permission="tenants:reactivate", response=TenantView, etag=True
+    )(transition(lambda ctx: service.reactivate(ctx.tenant_id, _actor(ctx))))
+    router.post(
+        "/tenants/{tenant_id}/deactivate",
+        permission="tenants:deactivate",
+        body=Reason,
+        response=TenantView,
+        etag=True,
+    )(transition(lambda ctx: service.deactivate(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx))))
 
     # --- offboarding: operators follow it, and fetch the export for the customer -------------------
     processes = TenantProcesses(platform)
@@ -336,7 +348,9 @@ def build_router(platform: Platform) -> Router:
 
         return Reply(offboarding.encode(platform.uow.run(work)))
 
-    @router.get("/tenants/{tenant_id}/seats", permission="seats:read", query=PageParams)
+    @router.get(
+        "/tenants/{tenant_id}/seats", permission="seats:read", query=PageParams, response=PageOf[SeatView]
+    )
     def list_seats(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         service.get(ctx.tenant_id)
@@ -345,7 +359,13 @@ def build_router(platform: Platform) -> Router:
         items = [SeatView.model_validate(s.to_dict()).model_dump(mode="json") for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.post("/tenants/{tenant_id}/seats", permission="seats:assign", body=AssignSeat, status=(200, 201))
+    @router.post(
+        "/tenants/{tenant_id}/seats",
+        permission="seats:assign",
+        body=AssignSeat,
+        status=(200, 201),
+        response=SeatView,
+    )
     def assign_seat(ctx: RequestContext) -> Reply:
         body = ctx.body(AssignSeat)
         with _domain_errors():

@@ -54,7 +54,7 @@ from shared.authz import PUBLIC
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
 from shared.imports import IMPORT_UPLOAD, uploaded_file
-from shared.pagination import PageParams, paginate
+from shared.pagination import PageOf, PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, bad_request, conflict, not_found
 
@@ -330,7 +330,9 @@ def build_router(platform: Platform) -> Router:
         ]
         return _page(items, page.next_cursor)
 
-    @router.get("/tenants/{tenant_id}/invitations/{invitation_id}", permission="users:invite")
+    @router.get(
+        "/tenants/{tenant_id}/invitations/{invitation_id}", permission="users:invite", response=InvitationView
+    )
     def get_invitation(ctx: RequestContext) -> Reply:
         invitation = service.get_invitation(ctx.tenant_id, _id(ctx, "invitation_id"))
         return Reply(InvitationView.of(invitation, service.clock()))
@@ -362,7 +364,9 @@ def build_router(platform: Platform) -> Router:
         return _user_reply(user)
 
     # --- users -------------------------------------------------------------------------------------
-    @router.get("/tenants/{tenant_id}/users", permission="users:read", query=ListUsers)
+    @router.get(
+        "/tenants/{tenant_id}/users", permission="users:read", query=ListUsers, response=PageOf[UserView]
+    )
     def list_users(ctx: RequestContext) -> Reply:
         params = ctx.query(ListUsers)
         collection = service.users(ctx.tenant_id)
@@ -381,11 +385,17 @@ def build_router(platform: Platform) -> Router:
         ]
         return _page(items, page.next_cursor)
 
-    @router.get("/tenants/{tenant_id}/users/{user_id}", permission="users:read")
+    @router.get("/tenants/{tenant_id}/users/{user_id}", permission="users:read", response=UserView, etag=True)
     def get_user(ctx: RequestContext) -> Reply:
         return _user_reply(service.get_user(ctx.tenant_id, _id(ctx, "user_id")))
 
-    @router.patch("/tenants/{tenant_id}/users/{user_id}", permission="users:manage", body=ChangeRole)
+    @router.patch(
+        "/tenants/{tenant_id}/users/{user_id}",
+        permission="users:manage",
+        body=ChangeRole,
+        response=UserView,
+        etag=True,
+    )
     def change_role(ctx: RequestContext) -> Reply:
         body = ctx.body(ChangeRole)
         if_match = _if_match(ctx)
@@ -396,7 +406,11 @@ def build_router(platform: Platform) -> Router:
         return _user_reply(user)
 
     @router.post(
-        "/tenants/{tenant_id}/users/{user_id}/deactivate", permission="users:manage", body=Deactivate
+        "/tenants/{tenant_id}/users/{user_id}/deactivate",
+        permission="users:manage",
+        body=Deactivate,
+        response=UserView,
+        etag=True,
     )
     def deactivate(ctx: RequestContext) -> Reply:
         body = ctx.body(Deactivate)
@@ -406,7 +420,12 @@ def build_router(platform: Platform) -> Router:
             )
         return _user_reply(user)
 
-    @router.post("/tenants/{tenant_id}/users/{user_id}/reactivate", permission="users:manage")
+    @router.post(
+        "/tenants/{tenant_id}/users/{user_id}/reactivate",
+        permission="users:manage",
+        response=UserView,
+        etag=True,
+    )
     def reactivate(ctx: RequestContext) -> Reply:
         with _domain_errors():
             user = service.reactivate(ctx.tenant_id, _id(ctx, "user_id"), _grantor(ctx))
@@ -414,7 +433,11 @@ def build_router(platform: Platform) -> Router:
 
     # --- bulk import -------------------------------------------------------------------------------
     @router.post(
-        "/tenants/{tenant_id}/user-imports", permission="user-imports:manage", body=IMPORT_UPLOAD, status=202
+        "/tenants/{tenant_id}/user-imports",
+        permission="user-imports:manage",
+        body=IMPORT_UPLOAD,
+        status=202,
+        response=ImportView,
     )
     def submit_import(ctx: RequestContext) -> Reply:
         fmt, text = _import_body(ctx)
@@ -424,7 +447,12 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/user-imports/{job.id}"
         return Reply(ImportView.of(job), status=202, headers={"Location": location})
 
-    @router.get("/tenants/{tenant_id}/user-imports", permission="user-imports:manage", query=PageParams)
+    @router.get(
+        "/tenants/{tenant_id}/user-imports",
+        permission="user-imports:manage",
+        query=PageParams,
+        response=PageOf[ImportView],
+    )
     def list_imports(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         collection = service.imports(ctx.tenant_id)
@@ -435,7 +463,9 @@ def build_router(platform: Platform) -> Router:
         ]
         return _page(items, page.next_cursor)
 
-    @router.get("/tenants/{tenant_id}/user-imports/{job_id}", permission="user-imports:manage")
+    @router.get(
+        "/tenants/{tenant_id}/user-imports/{job_id}", permission="user-imports:manage", response=ImportView
+    )
     def get_import(ctx: RequestContext) -> Reply:
         return Reply(ImportView.of(service.get_job(ctx.tenant_id, _id(ctx, "job_id"))))
 
@@ -454,7 +484,10 @@ def build_router(platform: Platform) -> Router:
         return _page(items, page.next_cursor)
 
     @router.post(
-        "/tenants/{tenant_id}/user-imports/{job_id}/resume", permission="user-imports:manage", status=202
+        "/tenants/{tenant_id}/user-imports/{job_id}/resume",
+        permission="user-imports:manage",
+        status=202,
+        response=ImportView,
     )
     def resume_import(ctx: RequestContext) -> Reply:
         with _domain_errors():

@@ -55,7 +55,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                     "pointer": {"type": "string", "description": "RFC 6901 JSON pointer, as a URI fragment."},
                     "detail": {"type": "string"},
                     "type": {"type": "string"},
-                    "in": {"type": "string", "enum": ["body", "query"]},
+                    "in": {"type": "string", "enum": ["body", "query", "path", "header"]},
                 },
             },
         },

@@ -27,9 +27,15 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from emulators.provision import ensure_secret
 from emulators.suite import Suite
+from functions.notification_api.service import PROVIDER_SECRET
 from shared.catalog import schemas_dir
 from tests.conftest import reset_firestore, store_tenant
+
+# Uploads are text: CSV or NDJSON files, sent as generated.
+schemathesis.serializer.alias("text/csv", "text/plain")
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 
 EXAMPLES = int(os.environ.get("CMP_FUZZ_EXAMPLES", "3"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -47,6 +53,8 @@ FUZZ_SETTINGS = settings(
 @pytest.fixture(scope="module")
 def fuzz_tenant(suite: Suite, tokens: Callable[..., str]) -> dict[str, Any]:
     reset_firestore(suite.project)
+    # As deployed: the provider's delivery reports are configured (else that route answers 503).
+    ensure_secret(suite.project, PROVIDER_SECRET, "fuzz-provider-secret")
     tenant = store_tenant(f"fuzz-{uuid.uuid4().hex[:8]}")
     return {
         "id": tenant["id"],
@@ -63,8 +71,13 @@ def fuzz(document: Any) -> Callable[..., None]:
     @schema.parametrize()
     @FUZZ_SETTINGS
     def test(case: Any, who: str, suite: Suite, fuzz_tenant: dict[str, Any]) -> None:
-        if case.path_parameters and "tenant_id" in case.path_parameters:
-            case.path_parameters["tenant_id"] = fuzz_tenant["id"]
+        parameters = case.path_parameters or {}
+        if any("\n" in str(value) for value in parameters.values()):
+            # A URL path with a line feed never reaches a function: the framework's router (werkzeug's
+            # path converter) answers its own HTML 404 first.
+            return
+        if "tenant_id" in parameters:
+            parameters["tenant_id"] = fuzz_tenant["id"]
         case.call_and_validate(
             base_url=suite.function_url(api),
             headers={"Authorization": f"Bearer {fuzz_tenant[who]}"},

@@ -16,6 +16,7 @@ from typing import Any
 import flask
 import pytest
 from openapi_spec_validator import validate
+from pydantic import BaseModel
 
 from functions.customer_data_api import domain as customer_domain
 from functions.user_management_api import domain as user_domain
@@ -23,7 +24,7 @@ from shared.authz import PUBLIC, Principal
 from shared.catalog import schemas_dir
 from shared.contracts import json_text
 from shared.contracts.openapi import document, render, routers
-from shared.http import HttpApp, Route, Upload
+from shared.http import HttpApp, Reply, RequestContext, Route, Router, Upload
 from shared.idempotency import IdempotencyStore
 
 FLASK = flask.Flask(__name__)
@@ -183,3 +184,26 @@ def test_upload_routes_name_their_media_types() -> None:
     for route in uploads:
         assert isinstance(route.body, Upload)
         assert route.body.media_types
+
+
+class Answer(BaseModel):
+    id: str
+    count: int
+
+
+def test_answers_are_produced_from_the_declared_response_model() -> None:
+    router = Router("test-api")
+    answers: dict[str, Any] = {"body": {"id": "a-1", "count": 2, "internal": "not documented"}}
+
+    @router.get("/things/{thing_id}", permission="tenants:read", response=Answer)
+    def get_thing(ctx: RequestContext) -> Reply:
+        return Reply(answers["body"])
+
+    app = HttpApp(router, Operator, no_idempotency)
+    with FLASK.test_request_context("/things/a-1", method="GET"):
+        response = app.handle(flask.request)
+    assert response.get_json() == {"id": "a-1", "count": 2}  # what the document says, and no more
+
+    answers["body"] = {"id": "a-1"}  # a handler that breaks its contract is a bug, not an answer
+    with FLASK.test_request_context("/things/a-1", method="GET"):
+        problem(app.handle(flask.request), 500)
