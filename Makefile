@@ -30,7 +30,12 @@ $(STAMPS)/npm: emulators/auth/package-lock.json | prereqs
 	cd emulators/auth && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(STAMPS)/venv $(STAMPS)/npm ## Create the virtualenv and install the Auth emulator (first time only)
+$(STAMPS)/contracts-npm: tools/contracts/package-lock.json | prereqs
+	@mkdir -p $(STAMPS)
+	cd tools/contracts && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMPS)/venv $(STAMPS)/npm $(STAMPS)/contracts-npm ## Create the virtualenv, install the Auth emulator and the contract tools (first time only)
 
 run: setup ## Run the whole platform on the local emulators, with a demo tenant
 	@$(PY) -m emulators.suite

@@ -15,7 +15,7 @@ import urllib.request
 from types import FrameType
 from typing import Any
 
-from emulators import identity
+from emulators import identity, reference
 from emulators.provision import ensure_secret, provision
 from emulators.suite import MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
@@ -25,6 +25,8 @@ from shared.catalog import load_catalog
 
 OPERATOR = "operator@platform.local"
 SCHEDULER_ACCOUNT = "cloud-scheduler@{project}.iam.gserviceaccount.com"
+
+REFERENCE_PORT = 8091
 
 
 def call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -148,6 +150,8 @@ def main() -> int:
         suite.start()
         report = provision(load_catalog(), suite.project, suite.functions_url, suite.signing_key)
         print_banner(suite, demo(suite), report.skipped_apis)
+        _, reference_url = reference.serve(REFERENCE_PORT)
+        print(f"API reference (every API's OpenAPI document, the events page): {reference_url}", flush=True)
         scheduler_loop(suite)
     except MissingPrerequisite as missing:
         print(f"error: {missing}", file=sys.stderr)

@@ -340,7 +340,7 @@ class _NoDatastore:
         raise AssertionError(f"a router used the datastore ({name}) while being built")
 
 
-def _offline_platform() -> Any:
+def offline_platform() -> Any:
     from shared.platform import Platform
 
     class Offline(Platform):
@@ -355,7 +355,7 @@ def routers() -> dict[str, Router]:
     """Every HTTP function's router by function name, built without any client."""
     from functions.manifest import discover
 
-    platform = _offline_platform()
+    platform = offline_platform()
     found: dict[str, Router] = {}
     for spec in discover():
         if spec.kind == "http":

@@ -78,12 +78,16 @@ def render(schema: dict[str, Any]) -> str:
 
 def write(root: Path) -> list[Path]:
     """Write every generated schema under `root` (the schemas/ folder); return the paths written."""
+    from shared.contracts.eventspage import EVENTS_PAGE_PATH, render_page
+
     written: list[Path] = []
     for relative, schema in sorted(generate().items()):
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(schema), encoding="utf-8")
         written.append(path)
+    (root / EVENTS_PAGE_PATH).write_text(render_page(), encoding="utf-8")
+    written.append(root / EVENTS_PAGE_PATH)
     return written
 
 

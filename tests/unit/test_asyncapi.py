@@ -14,6 +14,7 @@ from jsonschema import Draft7Validator
 
 from shared.catalog import load_catalog, schemas_dir
 from shared.contracts.asyncapi import ASYNCAPI_PATH, document
+from shared.contracts.eventspage import EVENTS_PAGE_PATH, handler_tables, render_page
 from shared.contracts.schemagen import render
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools" / "contracts"
@@ -82,3 +83,11 @@ def test_partner_pull_subscriptions_are_named() -> None:
     }
     assert pulls == expected
     assert expected, "the catalog has partner subscriptions"
+
+
+def test_the_events_page_is_generated_and_every_subscriber_has_its_handler() -> None:
+    page = (schemas_dir() / EVENTS_PAGE_PATH).read_text(encoding="utf-8")
+    assert page == render_page(CATALOG), "schemas/EVENTS.md drifted: run `make schemas`"
+    tables = handler_tables()
+    missing = [(e.name, api) for e in CATALOG.events for api in e.subscribers if e.name not in tables[api]]
+    assert missing == []
