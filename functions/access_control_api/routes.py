@@ -180,7 +180,7 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Role {role_id}")
         return Reply(RoleView.model_validate(document))
 
-    @router.put(f"{BASE}/roles/{{role_id}}", permission="access:manage", body=RoleBody, status=201)
+    @router.put(f"{BASE}/roles/{{role_id}}", permission="access:manage", body=RoleBody, status=(200, 201))
     def put_role(ctx: RequestContext) -> Reply:
         role_id = _id(ctx, "role_id", ROLE_ID, "Role", for_write=True)
         body = ctx.body(RoleBody)
@@ -210,7 +210,7 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Group {group_id}")
         return Reply(GroupView.model_validate(document))
 
-    @router.put(f"{BASE}/groups/{{group_id}}", permission="access:manage", body=GroupBody, status=201)
+    @router.put(f"{BASE}/groups/{{group_id}}", permission="access:manage", body=GroupBody, status=(200, 201))
     def put_group(ctx: RequestContext) -> Reply:
         group_id = _id(ctx, "group_id", OBJECT_ID, "Group", for_write=True)
         body = ctx.body(GroupBody)
@@ -242,7 +242,9 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Policy {policy_id}")
         return Reply(PolicyView.model_validate(document))
 
-    @router.put(f"{BASE}/policies/{{policy_id}}", permission="access:manage", body=PolicyBody, status=201)
+    @router.put(
+        f"{BASE}/policies/{{policy_id}}", permission="access:manage", body=PolicyBody, status=(200, 201)
+    )
     def put_policy(ctx: RequestContext) -> Reply:
         policy_id = _id(ctx, "policy_id", OBJECT_ID, "Policy", for_write=True)
         body = ctx.body(PolicyBody)

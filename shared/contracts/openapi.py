@@ -65,7 +65,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 ERRORS: dict[int, str] = {
     400: "The request is malformed (not JSON, nested too deeply, a bad cursor or header).",
-    401: "No valid bearer token.",
+    401: "No valid bearer token (or, on a public route, no valid signature or token of its own).",
     403: "The caller lacks the route's permission (`x-permission`), or the access decision refused.",
     404: "Not found, or not visible to this caller (ids of other tenants are not revealed).",
     409: "A conflict with the current state (an illegal transition, a duplicate, a request in flight).",
@@ -235,9 +235,9 @@ def _success(schemas: _Schemas, route: Route, status: int) -> dict[str, Any]:
 def _error_statuses(route: Route) -> list[int]:
     from shared.http import Upload
 
-    statuses = {400, 404, 422, 503}
+    statuses = {400, 401, 404, 422, 503}  # 401 on a public route: its own credential (a signature, a token)
     if route.permission != PUBLIC:
-        statuses |= {401, 403}
+        statuses.add(403)
     if route.body is not None:
         statuses.add(415)
     if isinstance(route.body, Upload):

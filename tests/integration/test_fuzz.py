@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import schemathesis
@@ -63,6 +64,14 @@ def fuzz_tenant(suite: Suite, tokens: Callable[..., str]) -> dict[str, Any]:
     }
 
 
+def _unroutable(response: Any) -> bool:
+    """A path with a line feed never reaches a function: the framework's router (werkzeug's path
+    converter) answers its own HTML 404 first, as it would in production."""
+    path = unquote(urlsplit(response.request.url).path)
+    content_type = " ".join(response.headers.get("content-type", []))
+    return "\n" in path and content_type.startswith("text/html")
+
+
 def fuzz(document: Any) -> Callable[..., None]:
     api = document.stem
     schema = schemathesis.openapi.from_dict(json.loads(document.read_text(encoding="utf-8")))
@@ -72,18 +81,16 @@ def fuzz(document: Any) -> Callable[..., None]:
     @FUZZ_SETTINGS
     def test(case: Any, who: str, suite: Suite, fuzz_tenant: dict[str, Any]) -> None:
         parameters = case.path_parameters or {}
-        if any("\n" in str(value) for value in parameters.values()):
-            # A URL path with a line feed never reaches a function: the framework's router (werkzeug's
-            # path converter) answers its own HTML 404 first.
-            return
         if "tenant_id" in parameters:
             parameters["tenant_id"] = fuzz_tenant["id"]
-        case.call_and_validate(
+        response = case.call(
             base_url=suite.function_url(api),
             headers={"Authorization": f"Bearer {fuzz_tenant[who]}"},
-            checks=CHECKS,
             timeout=30,
         )
+        if response.status_code == 404 and _unroutable(response):
+            return
+        case.validate_response(response, checks=CHECKS)
 
     test.__name__ = f"test_{api}_conforms_to_its_openapi_document"
     return cast("Callable[..., None]", test)
