@@ -13,6 +13,7 @@ import json
 import re
 from functools import cached_property
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter
@@ -276,6 +277,25 @@ def operation(schemas: _Schemas, route: Route, operation_id: str) -> dict[str, A
     return op
 
 
+_KINDS = re.compile(r'(?:Problem\(\s*\d{3},|conflict\()\s*"([a-z0-9-]+)"')
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problem_types(router: Router) -> list[str]:
+    """The `type` URIs this API's code and the kernel can answer, read from their source: the kinds
+    given to Problem(...) and conflict(...)."""
+    from shared.catalog import load_catalog
+
+    modules = {api.slug: api.module for api in load_catalog().apis}
+    folders = [ROOT / "shared"]
+    if router.api_slug in modules:
+        folders.append(ROOT / "functions" / modules[router.api_slug])
+    kinds = {
+        kind for folder in folders for f in folder.glob("*.py") for kind in _KINDS.findall(f.read_text())
+    }
+    return [f"{PROBLEM_BASE}/{kind}" for kind in sorted(kinds)]
+
+
 def document(router: Router) -> dict[str, Any]:
     """The OpenAPI 3.1 document of one API."""
     schemas = _Schemas(router)
@@ -284,7 +304,10 @@ def document(router: Router) -> dict[str, Any]:
     for index, route in enumerate(router.routes):
         paths.setdefault(route.template, {})[route.method.lower()] = operation(schemas, route, ids[index])
     components = {
-        "schemas": {**schemas.components, "Problem": PROBLEM_SCHEMA},
+        "schemas": {
+            **schemas.components,
+            "Problem": {**PROBLEM_SCHEMA, "x-problem-types": problem_types(router)},
+        },
         "responses": {
             f"E{status}": {
                 "description": text,

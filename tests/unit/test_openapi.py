@@ -207,3 +207,10 @@ def test_answers_are_produced_from_the_declared_response_model() -> None:
     answers["body"] = {"id": "a-1"}  # a handler that breaks its contract is a bug, not an answer
     with FLASK.test_request_context("/things/a-1", method="GET"):
         problem(app.handle(flask.request), 500)
+
+
+@pytest.mark.parametrize("api", sorted(ROUTERS))
+def test_each_document_lists_the_problem_types_of_its_api_and_the_kernel(api: str) -> None:
+    types = document(ROUTERS[api])["components"]["schemas"]["Problem"]["x-problem-types"]
+    for kind in ("validation-error", "not-found", "bad-request", "unexpected-body", "forbidden"):
+        assert f"https://problems.cmp.example/{kind}" in types
