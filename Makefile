@@ -62,9 +62,10 @@ plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module 
 schemas: $(STAMPS)/venv ## Regenerate the contracts in schemas/ (event schemas, OpenAPI per API) from the code
 	$(PY) -m shared.contracts.schemagen
 
-fuzz: setup ## Schemathesis over every API with more examples (CMP_FUZZ_EXAMPLES, default 25)
+fuzz: setup ## Schemathesis over every API: boundary cases of every schema and more examples (CMP_FUZZ_EXAMPLES, 25)
 	@$(PY) -m emulators.suite
-	CMP_FUZZ_EXAMPLES=$${CMP_FUZZ_EXAMPLES:-25} $(VENV)/bin/pytest -q tests/integration/test_fuzz.py
+	CMP_FUZZ_EXAMPLES=$${CMP_FUZZ_EXAMPLES:-25} CMP_FUZZ_PHASES=$${CMP_FUZZ_PHASES:-examples,coverage,fuzzing} \
+		$(VENV)/bin/pytest -q tests/integration/test_fuzz.py
 
 build: $(STAMPS)/venv ## One deployable source folder per function in build/
 	$(PY) -m functions.build
