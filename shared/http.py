@@ -326,9 +326,23 @@ def _render(reply: Reply) -> tuple[str, dict[str, str]]:
     return json.dumps(reply.body, default=str), reply.headers
 
 
+def _prepare(context: RequestContext) -> None:
+    """Hold the request to the route's declarations before the handler (and its datastore calls)."""
+    route = context.route
+    assert route is not None
+    if route.body is None:
+        refuse_body(context.request)
+    elif not isinstance(route.body, Upload):
+        context.body()
+    if route.query is not None:
+        context.query()
+
+
 def _run(route: Route, context: RequestContext) -> Reply:
-    """The handler's reply, its body held to the declared response model (a dict is validated by it):
-    what the API answers is what its OpenAPI document says."""
+    """The handler's reply to a request held to the route's declarations, its body held to the declared
+    response model (a dict is validated by it): what the API answers is what its document says. Runs
+    after the Idempotency-Key claim, so a refused request is replayed like any other answer."""
+    _prepare(context)
     reply = route.handler(context)
     model = route.response
     if not (isinstance(model, type) and issubclass(model, BaseModel)) or reply.status not in route.status:
@@ -374,7 +388,6 @@ class HttpApp:
         route, params = self.router.match(request.method, request.path)
         if route.permission == PUBLIC:
             context = RequestContext(request, anonymous(), params, route)
-            self._prepare(context)
             return self._respond(_run(route, context))
         principal = self._authenticator().authenticate(dict(request.headers))
         if route.tenant_scoped:
@@ -393,7 +406,6 @@ class HttpApp:
         elif not principal.can(route.permission):
             raise forbidden(route.permission)
         context = RequestContext(request, principal, params, route)
-        self._prepare(context)
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or key is None:
             return self._respond(_run(route, context))
@@ -426,18 +438,6 @@ class HttpApp:
             scope, key, StoredReply(reply.status, text, {**headers, "Content-Type": reply.content_type})
         )
         return self._respond(reply)
-
-    @staticmethod
-    def _prepare(context: RequestContext) -> None:
-        """Hold the request to the route's declarations before the handler (and any datastore call)."""
-        route = context.route
-        assert route is not None
-        if route.body is None:
-            refuse_body(context.request)
-        elif not isinstance(route.body, Upload):
-            context.body()
-        if route.query is not None:
-            context.query()
 
     def _openapi(self) -> flask.Response:
         if self._document is None:
