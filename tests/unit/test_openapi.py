@@ -11,6 +11,7 @@ import base64
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import flask
@@ -214,3 +215,34 @@ def test_each_document_lists_the_problem_types_of_its_api_and_the_kernel(api: st
     types = document(ROUTERS[api])["components"]["schemas"]["Problem"]["x-problem-types"]
     for kind in ("validation-error", "not-found", "bad-request", "unexpected-body", "forbidden"):
         assert f"https://problems.cmp.example/{kind}" in types
+
+
+class Toggle(BaseModel):
+    enabled: bool
+    at: datetime
+    count: int = 0
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"enabled": "yes", "at": "2026-01-01T00:00:00Z"}, "#/enabled"),
+        ({"enabled": 1, "at": "2026-01-01T00:00:00Z"}, "#/enabled"),
+        ({"enabled": True, "at": 1767225600}, "#/at"),
+        ({"enabled": True, "at": "2026-01-01T00:00:00Z", "count": "3"}, "#/count"),
+    ],
+)
+def test_request_bodies_are_validated_strictly(body: dict[str, Any], pointer: str) -> None:
+    router = Router("test-api")
+
+    @router.post("/toggles", permission="tenants:read", body=Toggle)
+    def toggle(ctx: RequestContext) -> Reply:
+        return Reply(ctx.body())
+
+    app = HttpApp(router, Operator, no_idempotency)
+    with FLASK.test_request_context("/toggles", method="POST", json=body):
+        found = problem(app.handle(flask.request), 422)
+    assert [error["pointer"] for error in found["errors"]] == [pointer]
+    good = {"enabled": True, "at": "2026-01-01T00:00:00Z", "count": 3}
+    with FLASK.test_request_context("/toggles", method="POST", json=good):
+        assert app.handle(flask.request).get_json()["enabled"] is True
