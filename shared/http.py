@@ -148,6 +148,8 @@ def parse_json(raw: bytes) -> Any:
         return json_text.loads(raw)
     except json_text.JsonTooDeep as exc:
         raise bad_request(f"The request body is {exc}.", max_depth=exc.max_depth) from exc
+    except json_text.NotText as exc:
+        raise bad_request(f"The request body holds {exc}.") from exc
     except ValueError as exc:
         raise bad_request("The request body is not valid JSON.") from exc
 

@@ -2,8 +2,9 @@
 
 `json.loads` recurses once per level, so text nested a few thousand levels deep raises RecursionError
 (not ValueError) and escapes the usual `except ValueError`. Firestore also refuses maps nested deeper
-than 20 levels. `loads` turns both into a ValueError, so callers that already refuse invalid JSON
-refuse these too.
+than 20 levels. And JSON may escape half of a surrogate pair (`"\\ud800"`): valid JSON, but not text,
+so it fails later wherever the string is encoded (a hash, a Firestore write). `loads` turns all of
+these into a ValueError, so callers that already refuse invalid JSON refuse these too.
 """
 
 from __future__ import annotations
@@ -14,20 +15,38 @@ from typing import Any
 MAX_DEPTH = 16  # levels of objects and arrays; leaves room under Firestore's 20 for our own wrapping
 
 
+class NotText(ValueError):
+    def __init__(self) -> None:
+        super().__init__("a string that is not Unicode text (an unpaired surrogate escape)")
+
+
 class JsonTooDeep(ValueError):
     def __init__(self, max_depth: int) -> None:
         super().__init__(f"JSON nested more than {max_depth} levels deep")
         self.max_depth = max_depth
 
 
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def depth(value: Any) -> int:
-    """Levels of objects and arrays in a parsed value (0 for a scalar), without recursion."""
+    """Levels of objects and arrays in a parsed value (0 for a scalar), without recursion; NotText for a
+    string (key or value) that is not Unicode text."""
     deepest = 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, level = stack.pop()
+        if isinstance(item, str):
+            if not _is_text(item):
+                raise NotText
+            continue
         if isinstance(item, dict):
-            children: Any = item.values()
+            children: list[Any] = [*item.keys(), *item.values()]
         elif isinstance(item, list):
             children = item
         else:
@@ -38,7 +57,8 @@ def depth(value: Any) -> int:
 
 
 def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
-    """`json.loads`, raising ValueError (JsonTooDeep) for text nested deeper than `max_depth`."""
+    """`json.loads`, raising ValueError: JsonTooDeep for text nested deeper than `max_depth`, NotText for
+    a string that is not text."""
     try:
         value = json.loads(text)
     except RecursionError as exc:

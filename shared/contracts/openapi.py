@@ -70,6 +70,8 @@ ERRORS: dict[int, str] = {
     403: "The caller lacks the route's permission (`x-permission`), or the access decision refused.",
     404: "Not found, or not visible to this caller (ids of other tenants are not revealed).",
     409: "A conflict with the current state (an illegal transition, a duplicate, a request in flight).",
+    410: "Gone: the tenant was offboarded and its data erased (or, for an invitation, it expired or was "
+    "revoked).",
     412: "`If-Match` does not name the current version.",
     413: "The body is too large.",
     415: "The body's media type is not one this route reads.",
@@ -236,7 +238,8 @@ def _success(schemas: _Schemas, route: Route, status: int) -> dict[str, Any]:
 def _error_statuses(route: Route) -> list[int]:
     from shared.http import Upload
 
-    statuses = {400, 401, 404, 422, 503}  # 401 on a public route: its own credential (a signature, a token)
+    # 401 on a public route: its own credential (a signature, a token); 410: an erased tenant
+    statuses = {400, 401, 404, 410, 422, 503}
     if route.permission != PUBLIC:
         statuses.add(403)
     if route.body is not None:

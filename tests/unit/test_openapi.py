@@ -159,6 +159,12 @@ def test_a_forged_cursor_is_refused_before_any_query(case: tuple[str, Route], cu
     assert "cursor" in json.dumps(found)
 
 
+def test_a_string_that_is_not_text_is_a_400_on_every_json_body_route() -> None:
+    for api, route in [c for c in ROUTES if isinstance(c[1].body, type)]:
+        found = problem(call(api, route.method, concrete(route), '{"name": "\\ud800"}'), 400)
+        assert "surrogate" in found["detail"], (api, route.template)
+
+
 def test_json_text_bounds_depth_without_recursion() -> None:
     assert json_text.depth(json_text.loads('[[1, {"a": []}]]')) == 4
     with pytest.raises(json_text.JsonTooDeep):
