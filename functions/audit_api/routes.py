@@ -15,6 +15,7 @@ from functions.audit_api.chain import json_safe
 from functions.audit_api.entries import API_NAME, PLATFORM_SCOPE, platform_entry
 from functions.audit_api.rules import RULE_ID, RuleBody
 from functions.audit_api.service import AuditService, EntryFilters, build_service
+from shared.contracts.json_text import StorableMap
 from shared.http import Reply, RequestContext, Router
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
@@ -49,7 +50,7 @@ class PlatformRecord(BaseModel):
     action: str = Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$", max_length=64)
     target: Target
     occurred_at: AwareDatetime
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: StorableMap = Field(default_factory=dict)
 
     @field_validator("details")
     @classmethod

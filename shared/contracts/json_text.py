@@ -10,7 +10,9 @@ these into a ValueError, so callers that already refuse invalid JSON refuse thes
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 MAX_DEPTH = 16  # levels of objects and arrays; leaves room under Firestore's 20 for our own wrapping
 
@@ -66,3 +68,24 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
     if depth(value) > max_depth:
         raise JsonTooDeep(max_depth)
     return value
+
+
+def _storable(value: Any) -> Any:
+    """Firestore stores no array directly inside an array, and no empty or `__name__` map key."""
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, in_array = stack.pop()
+        if isinstance(item, list):
+            if in_array:
+                raise ValueError("an array directly inside an array cannot be stored: wrap it in an object")
+            stack.extend((child, True) for child in item)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not key or (key.startswith("__") and key.endswith("__")):
+                    raise ValueError(f"the key {key!r} cannot be stored: keys are not empty nor __name__")
+                stack.append((child, False))
+    return value
+
+
+StorableMap = Annotated[dict[str, Any], AfterValidator(_storable)]
+"""Free-form JSON a client sends to be stored as it is (audit details): what Firestore can hold."""

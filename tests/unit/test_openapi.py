@@ -17,7 +17,7 @@ from typing import Any
 import flask
 import pytest
 from openapi_spec_validator import validate
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from functions.customer_data_api import domain as customer_domain
 from functions.user_management_api import domain as user_domain
@@ -252,3 +252,13 @@ def test_request_bodies_are_validated_strictly(body: dict[str, Any], pointer: st
     good = {"enabled": True, "at": "2026-01-01T00:00:00Z", "count": 3}
     with FLASK.test_request_context("/toggles", method="POST", json=good):
         assert app.handle(flask.request).get_json()["enabled"] is True
+
+
+@pytest.mark.parametrize(
+    "details", [{"a": [[1]]}, {"__name__": 1}, {"": 1}], ids=["nested-array", "reserved", "empty"]
+)
+def test_free_form_json_that_firestore_cannot_store_is_refused(details: dict[str, Any]) -> None:
+    adapter = TypeAdapter(json_text.StorableMap)
+    with pytest.raises(ValidationError, match="cannot be stored"):
+        adapter.validate_python(details)
+    assert adapter.validate_python({"a": [{"b": [1, {"c": [2]}]}]}) == {"a": [{"b": [1, {"c": [2]}]}]}
