@@ -14,7 +14,7 @@ NODE_MODULES := emulators/auth/node_modules
 TEST_WORKERS ?= 4
 BUILD_DIR ?= build
 
-.PHONY: help setup run test test-fast lock lint fmt schemas build bench prereqs prereqs-python prereqs-node clean plan-check portal browser
+.PHONY: help setup run test test-fast lock lint fmt schemas fuzz build bench prereqs prereqs-python prereqs-node clean plan-check portal browser
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,12 +54,17 @@ $(STAMPS)/portal-npm: portal/package-lock.json | prereqs-node
 	cd portal && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+$(STAMPS)/contracts-npm: tools/contracts/package-lock.json | prereqs-node
+	@mkdir -p $(STAMPS)
+	cd tools/contracts && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 $(STAMPS)/checkov: | prereqs-python
 	@mkdir -p $(STAMPS)
 	PYTHON=$(PYTHON) terraform/checkov.sh --install
 	@touch $@
 
-setup: $(STAMPS)/venv $(STAMPS)/npm $(STAMPS)/portal-npm $(STAMPS)/checkov ## The virtualenv, the Auth emulator, the portal's and checkov's packages (first time only; make -j4 setup installs them side by side)
+setup: $(STAMPS)/venv $(STAMPS)/npm $(STAMPS)/portal-npm $(STAMPS)/contracts-npm $(STAMPS)/checkov ## The virtualenv, the npm packages (Auth emulator, portal, contract tools) and checkov (first time only; make -j4 setup installs them side by side)
 
 portal: $(STAMPS)/portal-npm ## Build the Tenant Admin Portal (type check, Vitest, bundle into functions/portal/static)
 	cd portal && npm run --silent typecheck && npm test --silent && npx vite build --logLevel warn
@@ -100,8 +105,13 @@ plan-check: $(STAMPS)/venv ## Terraform checked offline: fmt, locals and module 
 	terraform fmt -check -recursive terraform
 	$(VENV)/bin/pytest -q tests/terraform
 
-schemas: $(STAMPS)/venv ## Regenerate schemas/events and schemas/cloudevent from the pydantic models
+schemas: $(STAMPS)/venv ## Regenerate the contracts in schemas/ (event schemas, OpenAPI per API) from the code
 	$(PY) -m shared.contracts.schemagen
+
+fuzz: setup ## Schemathesis over every API: boundary cases of every schema and more examples (CMP_FUZZ_EXAMPLES, 25)
+	@$(PY) -m emulators.suite
+	CMP_FUZZ_EXAMPLES=$${CMP_FUZZ_EXAMPLES:-25} CMP_FUZZ_PHASES=$${CMP_FUZZ_PHASES:-examples,coverage,fuzzing} \
+		$(VENV)/bin/pytest -q tests/integration/test_fuzz.py
 
 # Python alone (the standard library): no virtualenv, Java or npm, so a build machine stays small. The
 # portal's function ships the assets `make portal` built (the pipeline builds them in a Node step first).

@@ -15,7 +15,7 @@ import urllib.request
 from types import FrameType
 from typing import Any
 
-from emulators import identity, mail
+from emulators import identity, mail, reference
 from emulators.provision import ensure_secret, provision
 from emulators.suite import MissingPrerequisite, Ports, Suite
 from functions.manifest import discover
@@ -28,6 +28,8 @@ OPERATOR_PASSWORD = "local-password-1"  # noqa: S105 - the local Auth emulator's
 DEMO_ADMIN = "admin@acme.example"
 DEMO_PASSWORD = "acme-demo-password"  # noqa: S105 - set by the demo admin on the local emulators only
 SCHEDULER_ACCOUNT = "cloud-scheduler@{project}.iam.gserviceaccount.com"
+
+REFERENCE_PORT = 8091
 
 
 def call(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -189,6 +191,8 @@ def main() -> int:
         # As on GKE: the outbox relay runs continuously (the scheduled function stays the backstop).
         suite.start_worker("outbox relay worker", "workers.outbox_relay", "--interval", "2")
         print_banner(suite, demo(suite), report.skipped_apis)
+        _, reference_url = reference.serve(REFERENCE_PORT)
+        print(f"API reference (every API's OpenAPI document, the events page): {reference_url}", flush=True)
         scheduler_loop(suite)
     except MissingPrerequisite as missing:
         print(f"error: {missing}", file=sys.stderr)

@@ -48,6 +48,12 @@ class FunctionSpec:
     def source(self) -> Path:
         return FUNCTIONS_DIR / self.package / "main.py"
 
+    @property
+    def serves_api(self) -> bool:
+        """An HTTP API: its routes (routes.py) and their OpenAPI document. The portal's function, which
+        serves web pages, is HTTP without an API."""
+        return self.kind == "http" and (self.source.parent / "routes.py").exists()
+
 
 def _declaration(tree: ast.Module, main: Path, name: str) -> dict[Any, Any] | None:
     """The dict literal assigned to `name` at module level, or None when main.py does not declare it."""

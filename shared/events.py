@@ -8,7 +8,6 @@ attributes with the `ce-` prefix so subscriptions can filter on them in producti
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from datetime import UTC, datetime
@@ -17,10 +16,12 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.catalog import Catalog, Event, load_catalog
-from shared.contracts import PAYLOADS, EventPayload
+from shared.contracts import PAYLOADS, EventPayload, json_text
 from shared.logs import current_traceparent
 
 CONTENT_TYPE = "application/cloudevents+json"
+# The envelope, its data and the deepest payload of the catalog fit well within it.
+EVENT_MAX_DEPTH = 32
 # Ordering keys per tenant: one aggregate always maps to the same key, so its events keep commit order,
 # while a tenant's events spread over this many keys (Pub/Sub allows 1 MB/s per key, and a message held
 # back on a key holds only that key's share of aggregates). The number of keys stays bounded: Pub/Sub
@@ -97,7 +98,9 @@ class CloudEvent(BaseModel):
 
     @classmethod
     def from_message(cls, data: bytes) -> CloudEvent:
-        return cls.model_validate(json.loads(data))
+        # Bounded nesting: a message nested thousands of levels deep is malformed (ValueError, quarantined),
+        # never a RecursionError that would be retried until it is dead-lettered.
+        return cls.model_validate(json_text.loads(data, max_depth=EVENT_MAX_DEPTH))
 
 
 def catalog_event_for(payload: EventPayload, catalog: Catalog | None = None) -> Event:

@@ -4,6 +4,12 @@ validation, Idempotency-Key, and RFC 9457 problem+json for every error.
 A route declares its permission next to its path; a route that declares none does not register. Any
 path parameter named `tenant_id` scopes the route to that tenant: the kernel refuses a principal of
 another tenant before the handler runs (404, so tenant ids cannot be probed), so no handler can forget.
+
+A route also declares its request body model, query model and answer (what shared.contracts.openapi
+documents), and the kernel holds the request to them before the handler runs: every path parameter
+is an id (shared.contracts.ids), a route with no body refuses one, a JSON body is read with a bound on
+nesting and validated strictly (no number for a timestamp, no "yes" for a boolean), and the handler
+reads the body and query only through the declared models.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from pydantic import BaseModel, ValidationError
 
 from shared import logs
 from shared.authz import ALL_PERMISSIONS, PUBLIC, Principal, anonymous
+from shared.contracts import json_text
+from shared.contracts.ids import is_id
 from shared.idempotency import REDACTED_HEADER, IdempotencyStore, StoredReply, without_secrets
+from shared.pagination import PageParams
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
 from shared.problems import Problem, bad_request, forbidden, not_found, validation_failed
 
@@ -28,6 +37,7 @@ log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+OPENAPI_PATH = "/openapi.json"  # every HTTP function serves its OpenAPI document here, to anyone
 
 
 class Authenticator(Protocol):
@@ -73,33 +83,118 @@ def validation_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, 
 
 
 class RequestContext:
-    def __init__(self, request: flask.Request, principal: Principal, params: dict[str, str]) -> None:
+    def __init__(
+        self,
+        request: flask.Request,
+        principal: Principal,
+        params: dict[str, str],
+        route: Route | None = None,
+    ) -> None:
         self.request = request
         self.principal = principal
         self.params = params
+        self.route = route
+        self._body: BaseModel | None = None
+        self._query: BaseModel | None = None
 
     @property
     def tenant_id(self) -> str:
         return self.params["tenant_id"]
 
-    def body(self, model: type[M]) -> M:
-        if not self.request.is_json:
-            raise Problem(415, "unsupported-media-type", "Send the request body as application/json.")
-        try:
-            data = json.loads(self.request.get_data() or b"null")
-        except ValueError as exc:
-            raise bad_request("The request body is not valid JSON.") from exc
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            raise validation_failed(validation_errors(exc, "body")) from exc
+    def body(self, model: type[M] | None = None) -> M:
+        """The body, validated against the route's declared model (`model`, if given, must be it)."""
+        declared = self._declared("body", model)
+        if self._body is None:
+            self._body = read_json_body(self.request, declared)
+        return self._body  # type: ignore[return-value]
 
-    def query(self, model: type[M]) -> M:
-        raw = {key: values if len(values) > 1 else values[0] for key, values in self.request.args.lists()}
-        try:
-            return model.model_validate(raw)
-        except ValidationError as exc:
-            raise validation_failed(validation_errors(exc, "query")) from exc
+    def query(self, model: type[M] | None = None) -> M:
+        """The query string, validated against the route's declared query model."""
+        declared = self._declared("query", model)
+        if self._query is None:
+            raw = {key: values if len(values) > 1 else values[0] for key, values in self.request.args.lists()}
+            try:
+                self._query = declared.model_validate(raw)
+            except ValidationError as exc:
+                raise validation_failed(validation_errors(exc, "query")) from exc
+            if isinstance(self._query, PageParams):
+                self._query.check_cursor()
+        return self._query  # type: ignore[return-value]
+
+    def _declared(self, part: str, model: type[M] | None) -> type[M]:
+        if self.route is None:  # a context built by hand (tests, task endpoints): the model given
+            if model is None:
+                raise TypeError(f"no route declares this request's {part}")
+            return model
+        declared = getattr(self.route, part)
+        if not (isinstance(declared, type) and issubclass(declared, BaseModel)):
+            raise TypeError(f"{self.route.method} {self.route.template} declares no {part} model")
+        if model is not None and model is not declared:
+            raise TypeError(
+                f"{self.route.method} {self.route.template} declares {part}={declared.__name__}, "
+                f"not {model.__name__}"
+            )
+        return declared  # type: ignore[return-value]
+
+
+def _strict(model: type[BaseModel]) -> bool:
+    """Request bodies are validated strictly unless their model says otherwise (strict=False)."""
+    return model.model_config.get("strict") is not False
+
+
+def parse_json(raw: bytes) -> Any:
+    """JSON text of a request: 400 when it is not JSON or nested deeper than the kernel allows."""
+    try:
+        return json_text.loads(raw)
+    except json_text.JsonTooDeep as exc:
+        raise bad_request(f"The request body is {exc}.", max_depth=exc.max_depth) from exc
+    except json_text.NotText as exc:
+        raise bad_request(f"The request body holds {exc}.") from exc
+    except ValueError as exc:
+        raise bad_request("The request body is not valid JSON.") from exc
+
+
+def validate_json(raw: bytes, model: type[M]) -> M:
+    """A JSON body checked by `parse_json`, then validated by `model` (422 with a pointer per field)."""
+    parse_json(raw)
+    try:
+        return model.model_validate_json(raw, strict=_strict(model))
+    except ValidationError as exc:
+        raise validation_failed(validation_errors(exc, "body")) from exc
+
+
+def _optional(model: type[BaseModel]) -> bool:
+    return not any(f.is_required() for f in model.model_fields.values())
+
+
+def read_json_body(request: flask.Request, model: type[M]) -> M:
+    raw = request.get_data()
+    if not raw.strip() and _optional(model):
+        return model()  # every field has a default: no body means the defaults
+    if not request.is_json:
+        raise Problem(415, "unsupported-media-type", "Send the request body as application/json.")
+    return validate_json(raw or b"null", model)
+
+
+def refuse_body(request: flask.Request) -> None:
+    """A route that declares no body takes none (an empty JSON object is accepted as none)."""
+    raw = request.get_data()
+    if not raw.strip():
+        return
+    if parse_json(raw) != {}:
+        raise Problem(
+            400, "unexpected-body", "This request takes no body: send none (or an empty JSON object)."
+        )
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A body the handler reads itself (a file upload, a signed report), with its media types and, for
+    JSON, the model it is validated against once its signature is checked (for the documentation)."""
+
+    media_types: tuple[str, ...]
+    model: type[BaseModel] | None = None
+    description: str = ""
 
 
 Handler = Callable[[RequestContext], Reply]
@@ -112,10 +207,21 @@ class Route:
     pattern: re.Pattern[str]
     permission: str
     handler: Handler
+    body: type[BaseModel] | Upload | None = None
+    query: type[BaseModel] | None = None
+    response: Any = None  # a pydantic model (or a type pydantic can describe) of the success body
+    status: tuple[int, ...] = (200,)  # the success statuses; 204 has no body
+    summary: str | None = None
+    etag: bool = False  # answers ETag and honours If-Match
+    media_type: str = "application/json"  # of the success body
 
     @property
     def tenant_scoped(self) -> bool:
         return "tenant_id" in self.pattern.groupindex
+
+    @property
+    def params(self) -> list[str]:
+        return list(self.pattern.groupindex)
 
 
 class Router:
@@ -123,33 +229,62 @@ class Router:
         self.api_slug = api_slug
         self.routes: list[Route] = []
 
-    def route(self, method: str, template: str, *, permission: str) -> Callable[[Handler], Handler]:
+    def route(
+        self,
+        method: str,
+        template: str,
+        *,
+        permission: str,
+        body: type[BaseModel] | Upload | None = None,
+        query: type[BaseModel] | None = None,
+        response: Any = None,
+        status: int | tuple[int, ...] = 200,
+        summary: str | None = None,
+        etag: bool = False,
+        media_type: str = "application/json",
+    ) -> Callable[[Handler], Handler]:
         if permission not in ALL_PERMISSIONS and permission != PUBLIC:
             raise ValueError(
                 f"{method} {template}: unknown permission {permission!r} (declare it in shared.authz)"
             )
         pattern = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?$")
+        statuses = (status,) if isinstance(status, int) else status
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method.upper(), template, pattern, permission, handler))
+            self.routes.append(
+                Route(
+                    method.upper(),
+                    template,
+                    pattern,
+                    permission,
+                    handler,
+                    body,
+                    query,
+                    response,
+                    statuses,
+                    summary,
+                    etag,
+                    media_type,
+                )
+            )
             return handler
 
         return register
 
-    def get(self, template: str, *, permission: str) -> Callable[[Handler], Handler]:
-        return self.route("GET", template, permission=permission)
+    def get(self, template: str, *, permission: str, **declared: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", template, permission=permission, **declared)
 
-    def post(self, template: str, *, permission: str) -> Callable[[Handler], Handler]:
-        return self.route("POST", template, permission=permission)
+    def post(self, template: str, *, permission: str, **declared: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", template, permission=permission, **declared)
 
-    def patch(self, template: str, *, permission: str) -> Callable[[Handler], Handler]:
-        return self.route("PATCH", template, permission=permission)
+    def patch(self, template: str, *, permission: str, **declared: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", template, permission=permission, **declared)
 
-    def put(self, template: str, *, permission: str) -> Callable[[Handler], Handler]:
-        return self.route("PUT", template, permission=permission)
+    def put(self, template: str, *, permission: str, **declared: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", template, permission=permission, **declared)
 
-    def delete(self, template: str, *, permission: str) -> Callable[[Handler], Handler]:
-        return self.route("DELETE", template, permission=permission)
+    def delete(self, template: str, *, permission: str, **declared: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", template, permission=permission, **declared)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed: list[str] = []
@@ -158,7 +293,13 @@ class Router:
             if found is None:
                 continue
             if route.method == method:
-                return route, found.groupdict()
+                params = found.groupdict()
+                for value in params.values():
+                    # Before authentication and any datastore call: a Firestore-reserved, oversized or
+                    # dotted id can name nothing that exists.
+                    if not is_id(value):
+                        raise not_found(f"The resource {path}")
+                return route, params
             allowed.append(route.method)
         if allowed:
             raise Problem(
@@ -187,6 +328,32 @@ def _render(reply: Reply) -> tuple[str, dict[str, str]]:
     return json.dumps(reply.body, default=str), reply.headers
 
 
+def _prepare(context: RequestContext) -> None:
+    """Hold the request to the route's declarations before the handler (and its datastore calls)."""
+    route = context.route
+    assert route is not None
+    if route.body is None:
+        refuse_body(context.request)
+    elif not isinstance(route.body, Upload):
+        context.body()
+    if route.query is not None:
+        context.query()
+
+
+def _run(route: Route, context: RequestContext) -> Reply:
+    """The handler's reply to a request held to the route's declarations, its body held to the declared
+    response model (a dict is validated by it): what the API answers is what its document says. Runs
+    after the Idempotency-Key claim, so a refused request is replayed like any other answer."""
+    _prepare(context)
+    reply = route.handler(context)
+    model = route.response
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or reply.status not in route.status:
+        return reply
+    if reply.body is not None and not isinstance(reply.body, model):
+        reply.body = model.model_validate(reply.body)
+    return reply
+
+
 class HttpApp:
     """One API's HTTP function: `handle(request)` is what the Cloud Function entry point calls."""
 
@@ -201,6 +368,7 @@ class HttpApp:
         self._authenticator = authenticator
         self._idempotency = idempotency
         self._access = access
+        self._document: str | None = None
 
     def handle(self, request: flask.Request) -> flask.Response:
         logs.bind_trace(request.headers.get("traceparent") or request.headers.get("X-Cloud-Trace-Context"))
@@ -217,9 +385,12 @@ class HttpApp:
             )
 
     def _handle(self, request: flask.Request) -> flask.Response:
+        if request.method == "GET" and request.path.rstrip("/") == OPENAPI_PATH:
+            return self._openapi()
         route, params = self.router.match(request.method, request.path)
         if route.permission == PUBLIC:
-            return self._respond(route.handler(RequestContext(request, anonymous(), params)))
+            context = RequestContext(request, anonymous(), params, route)
+            return self._respond(_run(route, context))
         principal = self._authenticator().authenticate(dict(request.headers))
         if route.tenant_scoped:
             tenant_id = params["tenant_id"]
@@ -236,10 +407,10 @@ class HttpApp:
                 raise forbidden(route.permission)
         elif not principal.can(route.permission):
             raise forbidden(route.permission)
-        context = RequestContext(request, principal, params)
+        context = RequestContext(request, principal, params, route)
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or key is None:
-            return self._respond(route.handler(context))
+            return self._respond(_run(route, context))
         return self._idempotent(request, context, route, key)
 
     def _idempotent(
@@ -255,7 +426,7 @@ class HttpApp:
             response.headers["Idempotent-Replayed"] = "true"
             return response
         try:
-            reply = route.handler(context)
+            reply = _run(route, context)
         except Problem as problem:
             body = json.dumps(problem.to_dict(request.path))
             headers = {**problem.headers, "Content-Type": PROBLEM_TYPE}
@@ -275,6 +446,13 @@ class HttpApp:
             scope, key, StoredReply(reply.status, text, {**headers, "Content-Type": reply.content_type})
         )
         return self._respond(reply)
+
+    def _openapi(self) -> flask.Response:
+        if self._document is None:
+            from shared.contracts.openapi import document, render
+
+            self._document = render(document(self.router))
+        return flask.Response(self._document, content_type="application/json")
 
     @staticmethod
     def _respond(reply: Reply) -> flask.Response:

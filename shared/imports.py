@@ -10,10 +10,12 @@ from typing import Literal
 
 import flask
 
+from shared.http import Upload
 from shared.problems import Problem
 
 ImportFormat = Literal["csv", "ndjson"]
 IMPORT_TYPES: dict[str, ImportFormat] = {"text/csv": "csv", "application/x-ndjson": "ndjson"}
+IMPORT_UPLOAD = Upload(tuple(IMPORT_TYPES), description="The file itself: CSV with a header row, or NDJSON.")
 
 
 def uploaded_file(request: flask.Request, max_bytes: int) -> tuple[ImportFormat, str]:

@@ -17,7 +17,7 @@ from functions.access_control_api.service import API_NAME, AccessService, build_
 from shared.authz import ALL_PERMISSIONS, BUILTIN_ROLES, TENANT_PERMISSIONS
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
-from shared.pagination import PageParams, paginate
+from shared.pagination import PageOf, PageParams, paginate
 from shared.platform import Platform
 from shared.problems import not_found, validation_failed
 
@@ -164,13 +164,13 @@ def build_router(platform: Platform) -> Router:
     router = Router(platform.catalog.api(API_NAME).slug)
 
     # --- roles -------------------------------------------------------------------------------------
-    @router.get(f"{BASE}/roles", permission="access:read")
+    @router.get(f"{BASE}/roles", permission="access:read", response=PageOf[RoleView])
     def list_roles(ctx: RequestContext) -> Reply:
         builtins = [_json(builtin_view(r)) for r in sorted(BUILTIN_ROLES)]
         custom = [_json(RoleView.model_validate(d)) for d in service.custom_roles(ctx.tenant_id)]
         return Reply({"items": builtins + custom, "next_cursor": None})
 
-    @router.get(f"{BASE}/roles/{{role_id}}", permission="access:read")
+    @router.get(f"{BASE}/roles/{{role_id}}", permission="access:read", response=RoleView)
     def get_role(ctx: RequestContext) -> Reply:
         role_id = _id(ctx, "role_id", ROLE_ID, "Role")
         if role_id in BUILTIN_ROLES:
@@ -180,7 +180,13 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Role {role_id}")
         return Reply(RoleView.model_validate(document))
 
-    @router.put(f"{BASE}/roles/{{role_id}}", permission="access:manage")
+    @router.put(
+        f"{BASE}/roles/{{role_id}}",
+        permission="access:manage",
+        body=RoleBody,
+        status=(200, 201),
+        response=RoleView,
+    )
     def put_role(ctx: RequestContext) -> Reply:
         role_id = _id(ctx, "role_id", ROLE_ID, "Role", for_write=True)
         body = ctx.body(RoleBody)
@@ -190,13 +196,13 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/access/roles/{role_id}"
         return _put_reply(RoleView.model_validate(document), created, location)
 
-    @router.delete(f"{BASE}/roles/{{role_id}}", permission="access:manage")
+    @router.delete(f"{BASE}/roles/{{role_id}}", permission="access:manage", status=204)
     def delete_role(ctx: RequestContext) -> Reply:
         service.delete_role(ctx.tenant_id, _id(ctx, "role_id", ROLE_ID, "Role"), _actor(ctx))
         return Reply(status=204)
 
     # --- groups ------------------------------------------------------------------------------------
-    @router.get(f"{BASE}/groups", permission="access:read")
+    @router.get(f"{BASE}/groups", permission="access:read", query=ListQuery, response=PageOf[GroupView])
     def list_groups(ctx: RequestContext) -> Reply:
         params = ctx.query(ListQuery)
         groups = service.groups(ctx.tenant_id)
@@ -204,7 +210,7 @@ def build_router(platform: Platform) -> Router:
         items = [_json(GroupView.model_validate(s.to_dict())) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.get(f"{BASE}/groups/{{group_id}}", permission="access:read")
+    @router.get(f"{BASE}/groups/{{group_id}}", permission="access:read", response=GroupView)
     def get_group(ctx: RequestContext) -> Reply:
         group_id = _id(ctx, "group_id", OBJECT_ID, "Group")
         document = service.group(ctx.tenant_id, group_id)
@@ -212,7 +218,13 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Group {group_id}")
         return Reply(GroupView.model_validate(document))
 
-    @router.put(f"{BASE}/groups/{{group_id}}", permission="access:manage")
+    @router.put(
+        f"{BASE}/groups/{{group_id}}",
+        permission="access:manage",
+        body=GroupBody,
+        status=(200, 201),
+        response=GroupView,
+    )
     def put_group(ctx: RequestContext) -> Reply:
         group_id = _id(ctx, "group_id", OBJECT_ID, "Group", for_write=True)
         body = ctx.body(GroupBody)
@@ -222,13 +234,13 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/access/groups/{group_id}"
         return _put_reply(GroupView.model_validate(document), created, location)
 
-    @router.delete(f"{BASE}/groups/{{group_id}}", permission="access:manage")
+    @router.delete(f"{BASE}/groups/{{group_id}}", permission="access:manage", status=204)
     def delete_group(ctx: RequestContext) -> Reply:
         service.delete_group(ctx.tenant_id, _id(ctx, "group_id", OBJECT_ID, "Group"))
         return Reply(status=204)
 
     # --- policies ----------------------------------------------------------------------------------
-    @router.get(f"{BASE}/policies", permission="access:read")
+    @router.get(f"{BASE}/policies", permission="access:read", query=ListQuery, response=PageOf[PolicyView])
     def list_policies(ctx: RequestContext) -> Reply:
         params = ctx.query(ListQuery)
         policies = service.policies(ctx.tenant_id)
@@ -236,7 +248,7 @@ def build_router(platform: Platform) -> Router:
         items = [_json(PolicyView.model_validate(s.to_dict())) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.get(f"{BASE}/policies/{{policy_id}}", permission="access:read")
+    @router.get(f"{BASE}/policies/{{policy_id}}", permission="access:read", response=PolicyView)
     def get_policy(ctx: RequestContext) -> Reply:
         policy_id = _id(ctx, "policy_id", OBJECT_ID, "Policy")
         document = service.policy(ctx.tenant_id, policy_id)
@@ -244,7 +256,13 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Policy {policy_id}")
         return Reply(PolicyView.model_validate(document))
 
-    @router.put(f"{BASE}/policies/{{policy_id}}", permission="access:manage")
+    @router.put(
+        f"{BASE}/policies/{{policy_id}}",
+        permission="access:manage",
+        body=PolicyBody,
+        status=(200, 201),
+        response=PolicyView,
+    )
     def put_policy(ctx: RequestContext) -> Reply:
         policy_id = _id(ctx, "policy_id", OBJECT_ID, "Policy", for_write=True)
         body = ctx.body(PolicyBody)
@@ -260,13 +278,13 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/access/policies/{policy_id}"
         return _put_reply(PolicyView.model_validate(document), created, location)
 
-    @router.delete(f"{BASE}/policies/{{policy_id}}", permission="access:manage")
+    @router.delete(f"{BASE}/policies/{{policy_id}}", permission="access:manage", status=204)
     def delete_policy(ctx: RequestContext) -> Reply:
         service.delete_policy(ctx.tenant_id, _id(ctx, "policy_id", OBJECT_ID, "Policy"), _actor(ctx))
         return Reply(status=204)
 
     # --- principals --------------------------------------------------------------------------------
-    @router.get(f"{BASE}/principals/{{uid}}", permission="access:read")
+    @router.get(f"{BASE}/principals/{{uid}}", permission="access:read", response=PrincipalView)
     def get_principal(ctx: RequestContext) -> Reply:
         uid = _id(ctx, "uid", UID, "Principal")
         document = service.principal(ctx.tenant_id, uid)
@@ -274,13 +292,13 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Principal {uid}")
         return Reply(PrincipalView.of(document))
 
-    @router.post(f"{BASE}/principals/{{uid}}/restore", permission="access:manage")
+    @router.post(f"{BASE}/principals/{{uid}}/restore", permission="access:manage", response=PrincipalView)
     def restore_principal(ctx: RequestContext) -> Reply:
         uid = _id(ctx, "uid", UID, "Principal")
         return Reply(PrincipalView.of(service.restore_principal(ctx.tenant_id, uid, _actor(ctx))))
 
     # --- decisions ---------------------------------------------------------------------------------
-    @router.post(f"{BASE}/decisions", permission="access:decide")
+    @router.post(f"{BASE}/decisions", permission="access:decide", body=DecisionBody)
     def decisions(ctx: RequestContext) -> Reply:
         body = ctx.body(DecisionBody)
         decision, version = service.decide(

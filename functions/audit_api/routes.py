@@ -15,6 +15,7 @@ from functions.audit_api.chain import json_safe
 from functions.audit_api.entries import API_NAME, PLATFORM_SCOPE, platform_entry
 from functions.audit_api.rules import RULE_ID, RuleBody
 from functions.audit_api.service import AuditService, EntryFilters, build_service
+from shared.contracts.json_text import StorableMap
 from shared.http import Reply, RequestContext, Router
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
@@ -49,7 +50,7 @@ class PlatformRecord(BaseModel):
     action: str = Field(pattern=r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$", max_length=64)
     target: Target
     occurred_at: AwareDatetime
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: StorableMap = Field(default_factory=dict)
 
     @field_validator("details")
     @classmethod
@@ -90,7 +91,7 @@ def build_router(platform: Platform) -> Router:
         items = [json_safe(s.to_dict() or {}) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.get("/tenants/{tenant_id}/audit/entries", permission="audit:read")
+    @router.get("/tenants/{tenant_id}/audit/entries", permission="audit:read", query=EntryQuery)
     def list_entries(ctx: RequestContext) -> Reply:
         return entries_page(ctx.tenant_id, ctx.query(EntryQuery))
 
@@ -102,7 +103,12 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Audit entry {entry_id}")
         return Reply(json_safe(entry))
 
-    @router.get("/tenants/{tenant_id}/audit/export", permission="audit:export")
+    @router.get(
+        "/tenants/{tenant_id}/audit/export",
+        permission="audit:export",
+        query=EntryFilters,
+        media_type="application/x-ndjson",
+    )
     def export(ctx: RequestContext) -> Reply:
         filters = ctx.query(EntryFilters)  # validated now: a stream cannot turn into a problem later
         filename = re.sub(r"[^A-Za-z0-9_.-]", "_", ctx.tenant_id)
@@ -129,7 +135,12 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Alert rule {ctx.params['rule_id']}")
         return Reply(json_safe(rule))
 
-    @router.put("/tenants/{tenant_id}/audit/alert-rules/{rule_id}", permission="audit-alerts:manage")
+    @router.put(
+        "/tenants/{tenant_id}/audit/alert-rules/{rule_id}",
+        permission="audit-alerts:manage",
+        body=RuleBody,
+        status=(200, 201),
+    )
     def put_rule(ctx: RequestContext) -> Reply:
         rule_id = _rule_id(ctx, for_write=True)
         body = ctx.body(RuleBody)
@@ -137,13 +148,15 @@ def build_router(platform: Platform) -> Router:
         headers = {"Location": f"/tenants/{ctx.tenant_id}/audit/alert-rules/{rule_id}"} if created else {}
         return Reply(json_safe(document), status=201 if created else 200, headers=headers)
 
-    @router.delete("/tenants/{tenant_id}/audit/alert-rules/{rule_id}", permission="audit-alerts:manage")
+    @router.delete(
+        "/tenants/{tenant_id}/audit/alert-rules/{rule_id}", permission="audit-alerts:manage", status=204
+    )
     def delete_rule(ctx: RequestContext) -> Reply:
         if not service.delete_rule(ctx.tenant_id, _rule_id(ctx)):
             raise not_found(f"Alert rule {ctx.params['rule_id']}")
         return Reply(status=204)
 
-    @router.get("/tenants/{tenant_id}/audit/alerts", permission="audit-alerts:read")
+    @router.get("/tenants/{tenant_id}/audit/alerts", permission="audit-alerts:read", query=AlertQuery)
     def list_alerts(ctx: RequestContext) -> Reply:
         params = ctx.query(AlertQuery)
         alerts = service.alerts(ctx.tenant_id)
@@ -163,7 +176,7 @@ def build_router(platform: Platform) -> Router:
         return Reply(json_safe(snapshot.to_dict() or {}))
 
     # --- the platform trail (services record, operators read) ---------------------------------------
-    @router.post("/audit/platform/entries", permission="audit:record")
+    @router.post("/audit/platform/entries", permission="audit:record", body=PlatformRecord, status=(200, 201))
     def record_platform(ctx: RequestContext) -> Reply:
         body = ctx.body(PlatformRecord)
         actor = {k: v for k, v in ctx.principal.as_actor().items() if v is not None}
@@ -179,7 +192,7 @@ def build_router(platform: Platform) -> Router:
         stored, created = service.record_platform(entry)
         return Reply(json_safe(stored), status=201 if created else 200)
 
-    @router.get("/audit/platform/entries", permission="platform:operate")
+    @router.get("/audit/platform/entries", permission="platform:operate", query=EntryQuery)
     def list_platform_entries(ctx: RequestContext) -> Reply:
         return entries_page(PLATFORM_SCOPE, ctx.query(EntryQuery))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,8 @@ from difflib import SequenceMatcher
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.contracts import json_text
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 PHONE = r"^\+?[0-9 ()./-]{3,32}$"
@@ -662,7 +663,7 @@ def read_rows(text: str, fmt: ImportFormat) -> Iterable[tuple[int, dict[str, Any
                 continue
             number += 1
             try:
-                value = json.loads(line)
+                value = json_text.loads(line)
             except ValueError:
                 value = None
             yield number, value if isinstance(value, dict) else "invalid row: not a JSON object"

@@ -25,7 +25,7 @@ from functions.customer_data_api.domain import (
 )
 from functions.customer_data_api.service import ROWS, CustomerService, Search, build_service
 from shared.http import Reply, RequestContext, Router, validation_errors
-from shared.imports import uploaded_file
+from shared.imports import IMPORT_UPLOAD, uploaded_file
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, bad_request, not_found, validation_failed
@@ -165,14 +165,14 @@ def build_router(platform: Platform) -> Router:
         base = f"/tenants/{{tenant_id}}/{plural}"
         item = f"{base}/{{{param}}}"
 
-        @router.post(base, permission="customers:write")
+        @router.post(base, permission="customers:write", body=_AnyObject, status=201)
         def create(ctx: RequestContext) -> Reply:
             fields = _fields(ctx, kind)
             actor, source = _who(ctx, "manual")
             record = service.create(kind, ctx.tenant_id, fields, actor, source)
             return _record_reply(record, 201, f"/tenants/{ctx.tenant_id}/{plural}/{record['id']}")
 
-        @router.get(base, permission="customers:read")
+        @router.get(base, permission="customers:read", query=ListParams)
         def list_records(ctx: RequestContext) -> Reply:
             params = ctx.query(ListParams)
             query, order = service.search_query(kind, ctx.tenant_id, _search(params))
@@ -180,13 +180,13 @@ def build_router(platform: Platform) -> Router:
             items = [view(s.to_dict() or {}) for s in page.snapshots]
             return Reply({"items": items, "next_cursor": page.next_cursor})
 
-        @router.get(item, permission="customers:read")
+        @router.get(item, permission="customers:read", query=_IncludeDeleted)
         def get_record(ctx: RequestContext) -> Reply:
             ctx.query(_IncludeDeleted)
             include = ctx.request.args.get("include_deleted") == "true"
             return _record_reply(service.get(kind, ctx.tenant_id, _id(ctx, param, kind), include))
 
-        @router.patch(item, permission="customers:write")
+        @router.patch(item, permission="customers:write", body=_AnyObject)
         def update(ctx: RequestContext) -> Reply:
             record_id = _id(ctx, param, kind)
             patch = _json_object(ctx)
@@ -227,14 +227,14 @@ def build_router(platform: Platform) -> Router:
             raise Problem(422, "invalid-merge", f"Both ids must be {body.kind} ids ({prefix}...).")
         return body
 
-    @router.post("/tenants/{tenant_id}/merges/preview", permission="customers:merge")
+    @router.post("/tenants/{tenant_id}/merges/preview", permission="customers:merge", body=MergeBody)
     def preview(ctx: RequestContext) -> Reply:
         body = _merge_body(ctx)
         return Reply(
             service.preview_merge(body.kind, ctx.tenant_id, body.winner_id, body.loser_id, body.choices)
         )
 
-    @router.post("/tenants/{tenant_id}/merges", permission="customers:merge")
+    @router.post("/tenants/{tenant_id}/merges", permission="customers:merge", body=MergeBody, status=201)
     def merge(ctx: RequestContext) -> Reply:
         body = _merge_body(ctx)
         actor, _ = _who(ctx, "manual")
@@ -256,7 +256,13 @@ def build_router(platform: Platform) -> Router:
         return Reply(_merge_view(service.undo_merge(ctx.tenant_id, merge_id, actor)))
 
     # --- bulk import -------------------------------------------------------------------------------
-    @router.post("/tenants/{tenant_id}/customer-imports", permission="customers:import")
+    @router.post(
+        "/tenants/{tenant_id}/customer-imports",
+        permission="customers:import",
+        body=IMPORT_UPLOAD,
+        query=ImportParams,
+        status=202,
+    )
     def submit_import(ctx: RequestContext) -> Reply:
         params = ctx.query(ImportParams)
         fmt, text = uploaded_file(ctx.request, MAX_IMPORT_BYTES)
@@ -272,7 +278,7 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/customer-imports/{job['id']}"
         return Reply(_job_view(job), status=202, headers={"Location": location})
 
-    @router.get("/tenants/{tenant_id}/customer-imports", permission="customers:import")
+    @router.get("/tenants/{tenant_id}/customer-imports", permission="customers:import", query=_Page)
     def list_imports(ctx: RequestContext) -> Reply:
         params = ctx.query(_Page)
         collection = service.imports(ctx.tenant_id)
@@ -285,7 +291,9 @@ def build_router(platform: Platform) -> Router:
     def get_import(ctx: RequestContext) -> Reply:
         return Reply(_job_view(service.get_job(ctx.tenant_id, _id(ctx, "job_id", "import"))))
 
-    @router.get("/tenants/{tenant_id}/customer-imports/{job_id}/rows", permission="customers:import")
+    @router.get(
+        "/tenants/{tenant_id}/customer-imports/{job_id}/rows", permission="customers:import", query=RowParams
+    )
     def import_rows(ctx: RequestContext) -> Reply:
         job_id = _id(ctx, "job_id", "import")
         params = ctx.query(RowParams)
@@ -303,11 +311,15 @@ def build_router(platform: Platform) -> Router:
         ]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.post("/tenants/{tenant_id}/customer-imports/{job_id}/resume", permission="customers:import")
+    @router.post(
+        "/tenants/{tenant_id}/customer-imports/{job_id}/resume", permission="customers:import", status=202
+    )
     def resume(ctx: RequestContext) -> Reply:
         return Reply(_job_view(service.resume(ctx.tenant_id, _id(ctx, "job_id", "import"))), status=202)
 
-    @router.post("/tenants/{tenant_id}/customer-imports/{job_id}/revert", permission="customers:import")
+    @router.post(
+        "/tenants/{tenant_id}/customer-imports/{job_id}/revert", permission="customers:import", status=202
+    )
     def revert(ctx: RequestContext) -> Reply:
         return Reply(_job_view(service.revert(ctx.tenant_id, _id(ctx, "job_id", "import"))), status=202)
 

@@ -125,10 +125,6 @@ class HistoryQuery(PageParams):
     model_config = ConfigDict(extra="forbid")
 
 
-class NoBody(_Strict):
-    pass
-
-
 def _json(value: Any) -> Any:
     """Firestore values as JSON: timestamps in RFC 3339."""
     return to_jsonable_python(value)
@@ -167,12 +163,6 @@ def _organization(ctx: RequestContext) -> str:
     return organization_id
 
 
-def _body(ctx: RequestContext) -> None:
-    """POST routes without a body accept none, or an empty JSON object."""
-    if ctx.request.get_data():
-        ctx.body(NoBody)
-
-
 def build_router(platform: Platform) -> Router:
     service: HealthService = build_service(platform)
     router = Router(platform.catalog.api(API_NAME).slug)
@@ -197,16 +187,15 @@ def build_router(platform: Platform) -> Router:
     def tenant_score(ctx: RequestContext) -> Reply:
         return Reply(score_view(service.score(ctx.tenant_id, None)))
 
-    @router.get(base + "/history", permission="health:read")
+    @router.get(base + "/history", permission="health:read", query=HistoryQuery)
     def tenant_history(ctx: RequestContext) -> Reply:
         return history(ctx, None)
 
     @router.post(base + "/recompute", permission="health:manage")
     def tenant_recompute(ctx: RequestContext) -> Reply:
-        _body(ctx)
         return recomputed(*service.recompute(ctx.tenant_id, None))
 
-    @router.get(base + "/organizations", permission="health:read")
+    @router.get(base + "/organizations", permission="health:read", query=OrganizationQuery)
     def organizations(ctx: RequestContext) -> Reply:
         from google.cloud import firestore
 
@@ -227,14 +216,15 @@ def build_router(platform: Platform) -> Router:
     def organization_score(ctx: RequestContext) -> Reply:
         return Reply(score_view(service.score(ctx.tenant_id, _organization(ctx))))
 
-    @router.get(base + "/organizations/{organization_id}/history", permission="health:read")
+    @router.get(
+        base + "/organizations/{organization_id}/history", permission="health:read", query=HistoryQuery
+    )
     def organization_history(ctx: RequestContext) -> Reply:
         return history(ctx, _organization(ctx))
 
     @router.post(base + "/organizations/{organization_id}/recompute", permission="health:manage")
     def organization_recompute(ctx: RequestContext) -> Reply:
         organization_id = _organization(ctx)
-        _body(ctx)
         return recomputed(*service.recompute(ctx.tenant_id, organization_id))
 
     @router.get(base + "/model", permission="health:read")
@@ -244,13 +234,13 @@ def build_router(platform: Platform) -> Router:
             raise not_found("The tenant's health model")
         return model_view(document)
 
-    @router.put(base + "/model", permission="health:manage")
+    @router.put(base + "/model", permission="health:manage", body=ModelBody)
     def put_model(ctx: RequestContext) -> Reply:
         expected = _if_match(ctx)
         model = ctx.body(ModelBody).to_model()
         return model_view(service.save_model(ctx.tenant_id, model, expected))
 
-    @router.post(base + "/model:preview", permission="health:manage")
+    @router.post(base + "/model:preview", permission="health:manage", body=ModelBody)
     def preview(ctx: RequestContext) -> Reply:
         model = ctx.body(ModelBody).to_model()
         return Reply(_json(service.preview(ctx.tenant_id, model)))

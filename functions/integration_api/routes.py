@@ -102,10 +102,6 @@ class ReplaySince(_Strict):
     since: AwareDatetime
 
 
-class NoBody(_Strict):
-    pass
-
-
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -137,7 +133,7 @@ def build_router(platform: Platform) -> Router:
                 [{"pointer": "#/url", "detail": str(exc), "type": "unsafe_url", "in": "body"}]
             ) from exc
 
-    @router.post(base + "/endpoints", permission="webhooks:manage")
+    @router.post(base + "/endpoints", permission="webhooks:manage", body=CreateEndpoint, status=201)
     def create(ctx: RequestContext) -> Reply:
         body = ctx.body(CreateEndpoint)
         safe_url(body.url)
@@ -150,7 +146,7 @@ def build_router(platform: Platform) -> Router:
             headers={"Location": f"/tenants/{ctx.tenant_id}/webhooks/endpoints/{document['id']}"},
         )
 
-    @router.get(base + "/endpoints", permission="webhooks:read")
+    @router.get(base + "/endpoints", permission="webhooks:read", query=PageParams)
     def list_endpoints(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         collection = service.endpoints(ctx.tenant_id)
@@ -162,7 +158,7 @@ def build_router(platform: Platform) -> Router:
     def get_endpoint(ctx: RequestContext) -> Reply:
         return Reply(endpoint_view(service.endpoint(ctx.tenant_id, ctx.params["endpoint_id"])))
 
-    @router.patch(base + "/endpoints/{endpoint_id}", permission="webhooks:manage")
+    @router.patch(base + "/endpoints/{endpoint_id}", permission="webhooks:manage", body=UpdateEndpoint)
     def update(ctx: RequestContext) -> Reply:
         service.endpoint(ctx.tenant_id, ctx.params["endpoint_id"])
         body = ctx.body(UpdateEndpoint)
@@ -178,7 +174,7 @@ def build_router(platform: Platform) -> Router:
             endpoint_view(service.update_endpoint(ctx.tenant_id, ctx.params["endpoint_id"], changes))
         )
 
-    @router.delete(base + "/endpoints/{endpoint_id}", permission="webhooks:manage")
+    @router.delete(base + "/endpoints/{endpoint_id}", permission="webhooks:manage", status=204)
     def delete(ctx: RequestContext) -> Reply:
         service.delete_endpoint(ctx.tenant_id, ctx.params["endpoint_id"])
         return Reply(status=204)
@@ -192,7 +188,7 @@ def build_router(platform: Platform) -> Router:
         document, secret = service.rotate_secret(ctx.tenant_id, ctx.params["endpoint_id"])
         return Reply({**endpoint_view(document), "secret": secret})
 
-    @router.get(base + "/endpoints/{endpoint_id}/messages", permission="webhooks:read")
+    @router.get(base + "/endpoints/{endpoint_id}/messages", permission="webhooks:read", query=MessageQuery)
     def list_messages(ctx: RequestContext) -> Reply:
         endpoint_id = ctx.params["endpoint_id"]
         params = ctx.query(MessageQuery)
@@ -205,7 +201,9 @@ def build_router(platform: Platform) -> Router:
         items = [message_view(s.to_dict() or {}) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.post(base + "/endpoints/{endpoint_id}/replay", permission="webhooks:manage")
+    @router.post(
+        base + "/endpoints/{endpoint_id}/replay", permission="webhooks:manage", body=ReplaySince, status=202
+    )
     def replay_endpoint(ctx: RequestContext) -> Reply:
         body = ctx.body(ReplaySince)
         ids = service.replay_endpoint(ctx.tenant_id, ctx.params["endpoint_id"], body.since)
@@ -216,7 +214,7 @@ def build_router(platform: Platform) -> Router:
         message, attempts = service.message(ctx.tenant_id, ctx.params["msg_id"])
         return Reply({**message_view(message), "attempts": [_json(a) for a in attempts]})
 
-    @router.post(base + "/messages/{msg_id}/replay", permission="webhooks:manage")
+    @router.post(base + "/messages/{msg_id}/replay", permission="webhooks:manage", status=202)
     def replay(ctx: RequestContext) -> Reply:
         service.message(ctx.tenant_id, ctx.params["msg_id"])
         return Reply(message_view(service.replay(ctx.tenant_id, ctx.params["msg_id"])), status=202)

@@ -16,7 +16,6 @@ failed and was redelivered) is acknowledged and does nothing, so no message is s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets as _random
 import time
@@ -41,7 +40,7 @@ from shared.idempotency import AnsweredOnce
 from shared.intake import Delivered
 from shared.platform import Platform
 from shared.problems import not_found
-from shared.secrets import SecretAccessor
+from shared.secrets import SecretAccessor, SecretNotFound, add_version, delete_secret
 from shared.tasks import TaskQueue, task_id
 from shared.uow import Tx, UnitOfWork
 
@@ -58,6 +57,9 @@ DELIVER_PATH = "/deliver"
 REPLAY_LIMIT = 500
 
 
+LABELS = {"purpose": "webhook-signing"}
+
+
 class SigningSecrets:
     """Secret Manager: one secret per endpoint, one version per rotation. Values are never logged."""
 
@@ -65,51 +67,20 @@ class SigningSecrets:
         self.settings = settings
         self.accessor = accessor
 
-    def _parent(self) -> str:
-        return f"projects/{self.settings.project_id}"
-
-    def _name(self, tenant_id: str, endpoint_id: str) -> str:
-        return f"{self._parent()}/secrets/{domain.secret_id(tenant_id, endpoint_id)}"
-
-    def _add_version(self, tenant_id: str, endpoint_id: str) -> tuple[str, int]:
-        from shared.clients import secrets_client
-
-        value = signing.generate_secret()
-        version = secrets_client().add_secret_version(
-            request={"parent": self._name(tenant_id, endpoint_id), "payload": {"data": value.encode()}}
-        )
-        return value, int(str(version.name).rsplit("/", 1)[1])
-
     def create(self, tenant_id: str, endpoint_id: str) -> tuple[str, int]:
-        from shared.clients import secrets_client
-
-        secrets_client().create_secret(
-            request={
-                "parent": self._parent(),
-                "secret_id": domain.secret_id(tenant_id, endpoint_id),
-                # Replicated in the environment's region only, like the rest of its data.
-                "secret": {
-                    "replication": {"user_managed": {"replicas": [{"location": self.settings.location}]}},
-                    "labels": {"purpose": "webhook-signing"},
-                },
-            }
-        )
-        return self._add_version(tenant_id, endpoint_id)
+        value = signing.generate_secret()
+        return value, add_version(domain.secret_id(tenant_id, endpoint_id), value, LABELS)
 
     def rotate(self, tenant_id: str, endpoint_id: str) -> tuple[str, int]:
-        return self._add_version(tenant_id, endpoint_id)
+        # A secret erased meanwhile (offboarding) is created again: a rotation always yields a secret.
+        return self.create(tenant_id, endpoint_id)
 
     def read(self, tenant_id: str, endpoint_id: str, version: int) -> str:
         # By version number, so the per-instance cache can never serve a rotated-out "latest".
         return self.accessor.get(domain.secret_id(tenant_id, endpoint_id), str(version)).get_secret_value()
 
     def delete(self, tenant_id: str, endpoint_id: str) -> None:
-        from google.api_core import exceptions as gexc
-
-        from shared.clients import secrets_client
-
-        with contextlib.suppress(gexc.NotFound):
-            secrets_client().delete_secret(request={"name": self._name(tenant_id, endpoint_id)})
+        delete_secret(domain.secret_id(tenant_id, endpoint_id))
         self.accessor.invalidate(domain.secret_id(tenant_id, endpoint_id))
 
 
@@ -410,7 +381,11 @@ class WebhookService:
 
         now = datetime.now(UTC)
         body = str(message["body"]).encode()
-        headers = signing.sign(message["id"], int(now.timestamp()), body, self.signing_secrets(endpoint, now))
+        try:
+            secrets = self.signing_secrets(endpoint, now)
+        except SecretNotFound:
+            return AttemptResult(None, took(), "refused: the endpoint's signing secret was erased", None)
+        headers = signing.sign(message["id"], int(now.timestamp()), body, secrets)
         headers["Content-Type"] = "application/json"
         headers["User-Agent"] = "cmp-webhooks/1"
         try:

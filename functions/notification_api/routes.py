@@ -10,12 +10,11 @@ an HMAC signature over the body (service.verify_report).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Literal
 
 from google.cloud import firestore
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import to_jsonable_python
 
 from functions.notification_api import domain
@@ -29,10 +28,10 @@ from functions.notification_api.service import (
 )
 from functions.notification_api.templates import DEFAULT_LOCALE, TEMPLATES, Template
 from shared.contracts import PAYLOADS
-from shared.http import Reply, RequestContext, Router, validation_errors
+from shared.http import Reply, RequestContext, Router, Upload, validate_json
 from shared.pagination import PageParams, paginate
 from shared.platform import Platform
-from shared.problems import Problem, bad_request, not_found, validation_failed
+from shared.problems import Problem, not_found, validation_failed
 
 MAX_REPORT_BYTES = 64 * 1024
 INBOX_FIELDS = (
@@ -114,6 +113,13 @@ class ProviderEventBody(BaseModel):
     occurred_at: AwareDatetime
 
 
+REPORT_UPLOAD = Upload(
+    ("application/json",),
+    ProviderEventBody,
+    "A delivery report, signed in the Notification-Signature header; read once the signature holds.",
+)
+
+
 def _json(value: Any) -> Any:
     """Firestore values as JSON: timestamps in RFC 3339."""
     return to_jsonable_python(value)
@@ -155,7 +161,7 @@ def build_router(platform: Platform) -> Router:
         return locale
 
     # --- the caller's inbox ------------------------------------------------------------------------
-    @router.get(base + "/inbox", permission="notifications:read")
+    @router.get(base + "/inbox", permission="notifications:read", query=InboxQuery)
     def inbox(ctx: RequestContext) -> Reply:
         params = ctx.query(InboxQuery)
         collection = service.inbox(ctx.tenant_id, ctx.principal.uid)
@@ -194,7 +200,7 @@ def build_router(platform: Platform) -> Router:
     def get_preferences(ctx: RequestContext) -> Reply:
         return Reply(preferences_view(service.preferences(ctx.tenant_id, ctx.principal.uid)))
 
-    @router.put(base + "/preferences", permission="notifications:read")
+    @router.put(base + "/preferences", permission="notifications:read", body=PreferencesBody)
     def put_preferences(ctx: RequestContext) -> Reply:
         body = ctx.body(PreferencesBody)
         preferences = domain.Preferences(
@@ -246,7 +252,12 @@ def build_router(platform: Platform) -> Router:
             }
         )
 
-    @router.put(base + "/templates/{event}/{locale}", permission="notification-settings:manage")
+    @router.put(
+        base + "/templates/{event}/{locale}",
+        permission="notification-settings:manage",
+        body=TemplateBody,
+        status=(200, 201),
+    )
     def put_template(ctx: RequestContext) -> Reply:
         name, locale = event_of(ctx.params["event"]), locale_of(ctx.params["locale"])
         body = ctx.body(TemplateBody)
@@ -257,14 +268,16 @@ def build_router(platform: Platform) -> Router:
         document, created = service.put_template(ctx.tenant_id, name, locale, template, ctx.principal.uid)
         return Reply(_json(document), status=201 if created else 200)
 
-    @router.delete(base + "/templates/{event}/{locale}", permission="notification-settings:manage")
+    @router.delete(
+        base + "/templates/{event}/{locale}", permission="notification-settings:manage", status=204
+    )
     def delete_template(ctx: RequestContext) -> Reply:
         name, locale = event_of(ctx.params["event"]), locale_of(ctx.params["locale"])
         service.delete_template(ctx.tenant_id, name, locale)
         return Reply(status=204)
 
     # --- the email log and suppressions ------------------------------------------------------------
-    @router.get(base + "/emails", permission="notification-settings:manage")
+    @router.get(base + "/emails", permission="notification-settings:manage", query=EmailQuery)
     def emails(ctx: RequestContext) -> Reply:
         params = ctx.query(EmailQuery)
         collection = service.emails(ctx.tenant_id)
@@ -280,7 +293,7 @@ def build_router(platform: Platform) -> Router:
             }
         )
 
-    @router.get(base + "/suppressions", permission="notification-settings:manage")
+    @router.get(base + "/suppressions", permission="notification-settings:manage", query=PageParams)
     def suppressions(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         collection = service.suppressions(ctx.tenant_id)
@@ -288,13 +301,13 @@ def build_router(platform: Platform) -> Router:
         items = [_json(s.to_dict() or {}) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.delete(base + "/suppressions/{address}", permission="notification-settings:manage")
+    @router.delete(base + "/suppressions/{address}", permission="notification-settings:manage", status=204)
     def lift_suppression(ctx: RequestContext) -> Reply:
         service.lift_suppression(ctx.tenant_id, ctx.params["address"])
         return Reply(status=204)
 
     # --- the provider's delivery reports (public, signed) ------------------------------------------
-    @router.post("/notifications/provider-events", permission="public")
+    @router.post("/notifications/provider-events", permission="public", body=REPORT_UPLOAD)
     def provider_event(ctx: RequestContext) -> Reply:
         raw = ctx.request.get_data()
         if len(raw) > MAX_REPORT_BYTES:
@@ -305,14 +318,7 @@ def build_router(platform: Platform) -> Router:
             )
         except BadSignature as exc:
             raise Problem(401, "bad-signature", f"The delivery report is not authentic: {exc}.") from exc
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise bad_request("The request body is not valid JSON.") from exc
-        try:
-            body = ProviderEventBody.model_validate(data)
-        except ValidationError as exc:
-            raise validation_failed(validation_errors(exc, "body")) from exc
+        body = validate_json(raw, ProviderEventBody)
         report = ProviderReport(
             body.id,
             body.type,

@@ -46,7 +46,7 @@ from shared.events import new_event
 from shared.intake import Delivered
 from shared.platform import Platform
 from shared.problems import Problem, not_found
-from shared.secrets import SecretAccessor
+from shared.secrets import SecretAccessor, SecretNotFound
 from shared.tasks import TaskQueue, task_id
 from shared.uow import Tx, UnitOfWork, write_in_batches
 
@@ -680,11 +680,9 @@ class NotificationService:
 
     # --- provider delivery reports -----------------------------------------------------------------
     def provider_secret(self) -> str:
-        from google.api_core import exceptions as gexc
-
         try:
             return self.secrets.get(PROVIDER_SECRET).get_secret_value()
-        except gexc.NotFound as exc:
+        except SecretNotFound as exc:
             raise Problem(503, "not-configured", "Delivery reports are not configured.") from exc
 
     def apply_report(self, report: ProviderReport) -> str:

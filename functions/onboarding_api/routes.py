@@ -93,14 +93,14 @@ def build_router(platform: Platform) -> Router:
     def progress(ctx: RequestContext) -> Reply:
         return Reply(_summary(service.latest(ctx.tenant_id), service.state(ctx.tenant_id)))
 
-    @router.get(BASE + "/checklist", permission="onboarding:read")
+    @router.get(BASE + "/checklist", permission="onboarding:read", query=ChecklistQuery)
     def checklist(ctx: RequestContext) -> Reply:
         query = ctx.query(ChecklistQuery)
         if query.run_id is None:
             return Reply(_checklist(service.latest(ctx.tenant_id)))
         return Reply(_checklist(service.run(ctx.tenant_id, query.run_id)))
 
-    @router.get(BASE + "/runs", permission="onboarding:read")
+    @router.get(BASE + "/runs", permission="onboarding:read", query=RunsQuery)
     def runs(ctx: RequestContext) -> Reply:
         query = ctx.query(RunsQuery)
         items, next_cursor = service.runs(ctx.tenant_id, query.process, query)
@@ -110,10 +110,10 @@ def build_router(platform: Platform) -> Router:
     def run(ctx: RequestContext) -> Reply:
         return Reply(service.run(ctx.tenant_id, _run_id(ctx)))
 
-    @router.post(BASE + "/runs/{run_id}/resume", permission="onboarding:manage")
+    @router.post(BASE + "/runs/{run_id}/resume", permission="onboarding:manage", body=Resume, status=202)
     def resume(ctx: RequestContext) -> Reply:
         run_id = _run_id(ctx)
-        body = ctx.body(Resume) if ctx.request.get_data() else Resume()
+        body = ctx.body(Resume)
         return Reply(service.resume(ctx.tenant_id, run_id, body.from_step), status=202)
 
     return router

@@ -57,10 +57,11 @@ def build_router(platform: Platform) -> Router:
             body = ctx.body(Discard)
             return Reply(service.discard(kind, _record_id(ctx), body.reason, ctx.principal.uid))
 
-        router.get(f"/operations/{kind}", permission=PERMISSION)(lister)
-        router.post(f"/operations/{kind}/{{record_id}}/discard", permission=PERMISSION)(discarder)
+        discard_path = f"/operations/{kind}/{{record_id}}/discard"
+        router.get(f"/operations/{kind}", permission=PERMISSION, query=ListQuery)(lister)
+        router.post(discard_path, permission=PERMISSION, body=Discard)(discarder)
 
-    @router.get("/operations/runs", permission=PERMISSION)
+    @router.get("/operations/runs", permission=PERMISSION, query=RunQuery)
     def runs(ctx: RequestContext) -> Reply:
         query = ctx.query(RunQuery)
         return Reply({"items": service.runs(query.state, query.limit)})
@@ -69,7 +70,7 @@ def build_router(platform: Platform) -> Router:
     def redrive(ctx: RequestContext) -> Reply:
         return Reply(service.redrive(_record_id(ctx)))
 
-    @router.post("/operations/dead-letters/redrive", permission=PERMISSION)
+    @router.post("/operations/dead-letters/redrive", permission=PERMISSION, body=ApiFilter)
     def redrive_all(ctx: RequestContext) -> Reply:
         return Reply(service.redrive_all(ctx.body(ApiFilter).api))
 

@@ -26,7 +26,7 @@ from functions.tenant_api.service import TENANTS, build_service
 from shared.authz import PUBLIC
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
-from shared.pagination import PageParams, paginate
+from shared.pagination import PageOf, PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, conflict, forbidden, not_found
 
@@ -52,10 +52,6 @@ class UpdateTenant(_Strict):
 
 class Reason(_Strict):
     reason: str = Field(min_length=1, max_length=500)
-
-
-class NoBody(_Strict):
-    pass
 
 
 class AssignSeat(_Strict):
@@ -156,13 +152,15 @@ def build_router(platform: Platform) -> Router:
     service = build_service(platform)
     router = Router(platform.catalog.api("Tenant API").slug)
 
-    @router.post("/tenants", permission="tenants:create")
+    @router.post(
+        "/tenants", permission="tenants:create", body=CreateTenant, status=201, response=TenantView, etag=True
+    )
     def create(ctx: RequestContext) -> Reply:
         body = ctx.body(CreateTenant)
         tenant = service.create(body.name, body.slug, body.plan, body.admin_email.lower(), _actor(ctx))
         return _tenant_reply(tenant, 201, location=True)
 
-    @router.get("/tenants", permission="tenants:list")
+    @router.get("/tenants", permission="tenants:list", query=ListTenants, response=PageOf[TenantView])
     def list_tenants(ctx: RequestContext) -> Reply:
         params = ctx.query(ListTenants)
         collection = platform.db.collection(TENANTS)
@@ -184,11 +182,13 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"The workspace {slug!r}")
         return Reply({"tenant_id": tenant.id, "name": tenant.name})
 
-    @router.get("/tenants/{tenant_id}", permission="tenants:read")
+    @router.get("/tenants/{tenant_id}", permission="tenants:read", response=TenantView, etag=True)
     def get(ctx: RequestContext) -> Reply:
         return _tenant_reply(service.get(ctx.tenant_id))
 
-    @router.patch("/tenants/{tenant_id}", permission="tenants:update")
+    @router.patch(
+        "/tenants/{tenant_id}", permission="tenants:update", body=UpdateTenant, response=TenantView, etag=True
+    )
     def update(ctx: RequestContext) -> Reply:
         body = ctx.body(UpdateTenant)
         if body.plan is not None and not ctx.principal.can("platform:operate"):
@@ -204,15 +204,23 @@ def build_router(platform: Platform) -> Router:
 
         return handler
 
-    router.post("/tenants/{tenant_id}/suspend", permission="tenants:suspend")(
-        transition(lambda ctx: service.suspend(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
-    )
-    router.post("/tenants/{tenant_id}/reactivate", permission="tenants:reactivate")(
-        transition(lambda ctx: service.reactivate(ctx.tenant_id, _actor(ctx)))
-    )
-    router.post("/tenants/{tenant_id}/deactivate", permission="tenants:deactivate")(
-        transition(lambda ctx: service.deactivate(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx)))
-    )
+    router.post(
+        "/tenants/{tenant_id}/suspend",
+        permission="tenants:suspend",
+        body=Reason,
+        response=TenantView,
+        etag=True,
+    )(transition(lambda ctx: service.suspend(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx))))
+    router.post(
+        "/tenants/{tenant_id}/reactivate", permission="tenants:reactivate", response=TenantView, etag=True
+    )(transition(lambda ctx: service.reactivate(ctx.tenant_id, _actor(ctx))))
+    router.post(
+        "/tenants/{tenant_id}/deactivate",
+        permission="tenants:deactivate",
+        body=Reason,
+        response=TenantView,
+        etag=True,
+    )(transition(lambda ctx: service.deactivate(ctx.tenant_id, ctx.body(Reason).reason, _actor(ctx))))
 
     # --- offboarding: operators follow it, and fetch the export for the customer -------------------
     processes = TenantProcesses(platform)
@@ -242,7 +250,9 @@ def build_router(platform: Platform) -> Router:
             }
         )
 
-    @router.post("/tenants/{tenant_id}/offboarding/{run_id}/resume", permission="platform:operate")
+    @router.post(
+        "/tenants/{tenant_id}/offboarding/{run_id}/resume", permission="platform:operate", body=ResumeRun
+    )
     def resume_offboarding(ctx: RequestContext) -> Reply:
         """A failed (or stalled) run goes on from its failed step, or from `from_step`."""
         body = ctx.body(ResumeRun)
@@ -267,7 +277,11 @@ def build_router(platform: Platform) -> Router:
             headers={"ETag": f'"{export["manifest_sha256"]}"'},
         )
 
-    @router.get("/tenants/{tenant_id}/export/files/{file_name}", permission="platform:operate")
+    @router.get(
+        "/tenants/{tenant_id}/export/files/{file_name}",
+        permission="platform:operate",
+        media_type="application/x-ndjson",
+    )
     def export_file(ctx: RequestContext) -> Reply:
         name = ctx.params["file_name"]
         export = _export(ctx.tenant_id) if EXPORT_FILE.fullmatch(name) else {}
@@ -303,7 +317,7 @@ def build_router(platform: Platform) -> Router:
         return Reply(offboarding.encode(proof))
 
     # --- support tickets (Customer Support Service) -----------------------------------------------
-    @router.get("/support-tickets", permission="platform:operate")
+    @router.get("/support-tickets", permission="platform:operate", query=ListTickets)
     def list_tickets(ctx: RequestContext) -> Reply:
         params = ctx.query(ListTickets)
         collection = platform.db.collection(tickets.TICKETS)
@@ -326,7 +340,7 @@ def build_router(platform: Platform) -> Router:
     def get_ticket(ctx: RequestContext) -> Reply:
         return Reply(offboarding.encode(_ticket(ctx.params["ticket_id"])))
 
-    @router.patch("/support-tickets/{ticket_id}", permission="platform:operate")
+    @router.patch("/support-tickets/{ticket_id}", permission="platform:operate", body=UpdateTicket)
     def update_ticket(ctx: RequestContext) -> Reply:
         body = ctx.body(UpdateTicket)
         ticket_id = ctx.params["ticket_id"]
@@ -344,7 +358,9 @@ def build_router(platform: Platform) -> Router:
 
         return Reply(offboarding.encode(platform.uow.run(work)))
 
-    @router.get("/tenants/{tenant_id}/seats", permission="seats:read")
+    @router.get(
+        "/tenants/{tenant_id}/seats", permission="seats:read", query=PageParams, response=PageOf[SeatView]
+    )
     def list_seats(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         service.get(ctx.tenant_id)
@@ -353,14 +369,20 @@ def build_router(platform: Platform) -> Router:
         items = [SeatView.model_validate(s.to_dict()).model_dump(mode="json") for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.post("/tenants/{tenant_id}/seats", permission="seats:assign")
+    @router.post(
+        "/tenants/{tenant_id}/seats",
+        permission="seats:assign",
+        body=AssignSeat,
+        status=(200, 201),
+        response=SeatView,
+    )
     def assign_seat(ctx: RequestContext) -> Reply:
         body = ctx.body(AssignSeat)
         with _domain_errors():
             seat, created = service.assign_seat(ctx.tenant_id, body.user_id, body.email, _actor(ctx))
         return Reply(SeatView.model_validate(seat), status=201 if created else 200)
 
-    @router.delete("/tenants/{tenant_id}/seats/{user_id}", permission="seats:release")
+    @router.delete("/tenants/{tenant_id}/seats/{user_id}", permission="seats:release", status=204)
     def release_seat(ctx: RequestContext) -> Reply:
         service.release_seat(ctx.tenant_id, ctx.params["user_id"])
         return Reply(status=204)

@@ -165,19 +165,21 @@ class IdentityProvider:
 
 
 def _forwarded(response: Any, what: str) -> Problem:
-    """The Tenant API's refusal, passed on to our caller as the same problem (409 seat-limit-reached)."""
+    """The Tenant API's refusal, passed on to our caller as the same problem (409 seat-limit-reached,
+    410 tenant-erased)."""
     try:
         body: dict[str, Any] = response.json()
     except ValueError:
         body = {}
     if response.status_code == 404:
         return not_found(what)
-    if response.status_code == 409 and isinstance(body, dict):
+    if response.status_code in (409, 410) and isinstance(body, dict):
         kind = str(body.get("type", "conflict")).rsplit("/", 1)[-1]
         extensions = {
             k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "instance")
         }
-        return Problem(409, kind, str(body.get("detail", "The Tenant API refused.")), **extensions)
+        detail = str(body.get("detail", "The Tenant API refused."))
+        return Problem(response.status_code, kind, detail, **extensions)
     log.error("the Tenant API failed", extra={"status": response.status_code})
     return Problem(
         503, "dependency-unavailable", "The Tenant API did not answer.", headers={"Retry-After": "1"}

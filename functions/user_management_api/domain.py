@@ -17,7 +17,6 @@ import csv
 import hashlib
 import hmac
 import io
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +26,7 @@ from typing import Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.authz import ROLE_RANK, may_grant
-from shared.contracts import Actor, EventPayload
+from shared.contracts import Actor, EventPayload, json_text
 from shared.contracts.payloads import BulkImportCompleted, UserDeactivated, UserInvited, UserRoleChanged
 
 Role = Literal["owner", "admin", "member", "viewer"]
@@ -536,7 +535,7 @@ def parse_ndjson(text: str, grantor: Grantor) -> list[ImportRow]:
             continue
         number = len(rows) + 1
         try:
-            value = json.loads(line)
+            value = json_text.loads(line)
         except ValueError:
             rows.append(ImportRow(row=number, status="failed", reason="invalid row: not a JSON object"))
         else:

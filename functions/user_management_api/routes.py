@@ -55,8 +55,8 @@ from functions.user_management_api.service import API_NAME, UserService, build_s
 from shared.authz import PUBLIC
 from shared.contracts import Actor
 from shared.http import Reply, RequestContext, Router
-from shared.imports import uploaded_file
-from shared.pagination import PageParams, paginate
+from shared.imports import IMPORT_UPLOAD, uploaded_file
+from shared.pagination import PageOf, PageParams, paginate
 from shared.platform import Platform
 from shared.problems import Problem, bad_request, conflict, not_found
 
@@ -91,10 +91,6 @@ class ChangeRole(_Strict):
 
 class Deactivate(_Strict):
     reason: DeactivationReason = "admin_action"
-
-
-class NoBody(_Strict):
-    pass
 
 
 class ListUsers(PageParams):
@@ -262,12 +258,6 @@ def _import_body(ctx: RequestContext) -> tuple[ImportFormat, str]:
     return uploaded_file(ctx.request, MAX_IMPORT_BYTES)
 
 
-def _no_body(ctx: RequestContext) -> None:
-    """Routes without a body accept none, or an empty JSON object."""
-    if ctx.request.get_data():
-        ctx.body(NoBody)
-
-
 def _id(ctx: RequestContext, name: str) -> str:
     """A path id of ours, or 404 before any lookup (never a Firestore error for a malformed id)."""
     value = ctx.params[name]
@@ -286,9 +276,8 @@ def build_router(platform: Platform) -> Router:
     router = Router(platform.catalog.api(API_NAME).slug)
 
     # --- identity tenant ---------------------------------------------------------------------------
-    @router.post("/tenants/{tenant_id}/identity", permission="users:manage")
+    @router.post("/tenants/{tenant_id}/identity", permission="users:manage", status=(200, 201))
     def create_identity(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             config, created = service.ensure_identity_tenant(ctx.tenant_id)
         body = {"tenant_id": ctx.tenant_id, "idp_tenant_id": config["idp_tenant_id"]}
@@ -303,7 +292,7 @@ def build_router(platform: Platform) -> Router:
         return Reply({**body, "display_name": config.get("display_name")})
 
     # --- invitations -------------------------------------------------------------------------------
-    @router.post("/tenants/{tenant_id}/invitations", permission="users:invite")
+    @router.post("/tenants/{tenant_id}/invitations", permission="users:invite", body=Invite, status=201)
     def invite(ctx: RequestContext) -> Reply:
         _no_idempotency_key(ctx)
         body = ctx.body(Invite)
@@ -319,7 +308,7 @@ def build_router(platform: Platform) -> Router:
             headers={"Location": location, "Cache-Control": "no-store"},
         )
 
-    @router.get("/tenants/{tenant_id}/invitations", permission="users:invite")
+    @router.get("/tenants/{tenant_id}/invitations", permission="users:invite", query=ListInvitations)
     def list_invitations(ctx: RequestContext) -> Reply:
         params = ctx.query(ListInvitations)
         collection = service.invitations(ctx.tenant_id)
@@ -344,7 +333,9 @@ def build_router(platform: Platform) -> Router:
         ]
         return _page(items, page.next_cursor)
 
-    @router.get("/tenants/{tenant_id}/invitations/{invitation_id}", permission="users:invite")
+    @router.get(
+        "/tenants/{tenant_id}/invitations/{invitation_id}", permission="users:invite", response=InvitationView
+    )
     def get_invitation(ctx: RequestContext) -> Reply:
         invitation = service.get_invitation(ctx.tenant_id, _id(ctx, "invitation_id"))
         return Reply(InvitationView.of(invitation, service.clock()))
@@ -352,7 +343,6 @@ def build_router(platform: Platform) -> Router:
     @router.post("/tenants/{tenant_id}/invitations/{invitation_id}/resend", permission="users:invite")
     def resend(ctx: RequestContext) -> Reply:
         _no_idempotency_key(ctx)
-        _no_body(ctx)
         with _domain_errors():
             invitation, token = service.resend(ctx.tenant_id, _id(ctx, "invitation_id"), _grantor(ctx))
         view = InvitationView.of(invitation, service.clock())
@@ -363,7 +353,6 @@ def build_router(platform: Platform) -> Router:
 
     @router.post("/tenants/{tenant_id}/invitations/{invitation_id}/revoke", permission="users:invite")
     def revoke(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             invitation = service.revoke(ctx.tenant_id, _id(ctx, "invitation_id"), _grantor(ctx))
         return Reply(InvitationView.of(invitation, service.clock()))
@@ -372,7 +361,6 @@ def build_router(platform: Platform) -> Router:
     def mail_token(ctx: RequestContext) -> Reply:
         """The Notification API's send task, as it sends the invitation mail: the accept link's token."""
         _no_idempotency_key(ctx)
-        _no_body(ctx)
         with _domain_errors():
             token = service.mail_token(ctx.tenant_id, _id(ctx, "invitation_id"))
         return Reply({"token": token}, headers={"Cache-Control": "no-store"})
@@ -386,7 +374,7 @@ def build_router(platform: Platform) -> Router:
             raise not_found(f"Sign-in for tenant {tenant_id}")
         return Reply({"tenant_id": tenant_id, "idp_tenant_id": config["idp_tenant_id"]})
 
-    @router.post("/invitations/accept", permission=PUBLIC)
+    @router.post("/invitations/accept", permission=PUBLIC, body=Accept)
     def accept(ctx: RequestContext) -> Reply:
         """Public: the token is the credential. Answers the active user and the IdP tenant to sign in to."""
         _no_idempotency_key(ctx)
@@ -396,7 +384,9 @@ def build_router(platform: Platform) -> Router:
         return _user_reply(user)
 
     # --- users -------------------------------------------------------------------------------------
-    @router.get("/tenants/{tenant_id}/users", permission="users:read")
+    @router.get(
+        "/tenants/{tenant_id}/users", permission="users:read", query=ListUsers, response=PageOf[UserView]
+    )
     def list_users(ctx: RequestContext) -> Reply:
         params = ctx.query(ListUsers)
         collection = service.users(ctx.tenant_id)
@@ -415,11 +405,17 @@ def build_router(platform: Platform) -> Router:
         ]
         return _page(items, page.next_cursor)
 
-    @router.get("/tenants/{tenant_id}/users/{user_id}", permission="users:read")
+    @router.get("/tenants/{tenant_id}/users/{user_id}", permission="users:read", response=UserView, etag=True)
     def get_user(ctx: RequestContext) -> Reply:
         return _user_reply(service.get_user(ctx.tenant_id, _id(ctx, "user_id")))
 
-    @router.patch("/tenants/{tenant_id}/users/{user_id}", permission="users:manage")
+    @router.patch(
+        "/tenants/{tenant_id}/users/{user_id}",
+        permission="users:manage",
+        body=ChangeRole,
+        response=UserView,
+        etag=True,
+    )
     def change_role(ctx: RequestContext) -> Reply:
         body = ctx.body(ChangeRole)
         if_match = _if_match(ctx)
@@ -429,7 +425,13 @@ def build_router(platform: Platform) -> Router:
             )
         return _user_reply(user)
 
-    @router.post("/tenants/{tenant_id}/users/{user_id}/deactivate", permission="users:manage")
+    @router.post(
+        "/tenants/{tenant_id}/users/{user_id}/deactivate",
+        permission="users:manage",
+        body=Deactivate,
+        response=UserView,
+        etag=True,
+    )
     def deactivate(ctx: RequestContext) -> Reply:
         body = ctx.body(Deactivate)
         with _domain_errors():
@@ -438,15 +440,25 @@ def build_router(platform: Platform) -> Router:
             )
         return _user_reply(user)
 
-    @router.post("/tenants/{tenant_id}/users/{user_id}/reactivate", permission="users:manage")
+    @router.post(
+        "/tenants/{tenant_id}/users/{user_id}/reactivate",
+        permission="users:manage",
+        response=UserView,
+        etag=True,
+    )
     def reactivate(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             user = service.reactivate(ctx.tenant_id, _id(ctx, "user_id"), _grantor(ctx))
         return _user_reply(user)
 
     # --- bulk import -------------------------------------------------------------------------------
-    @router.post("/tenants/{tenant_id}/user-imports", permission="user-imports:manage")
+    @router.post(
+        "/tenants/{tenant_id}/user-imports",
+        permission="user-imports:manage",
+        body=IMPORT_UPLOAD,
+        status=202,
+        response=ImportView,
+    )
     def submit_import(ctx: RequestContext) -> Reply:
         fmt, text = _import_body(ctx)
         with _domain_errors():
@@ -455,7 +467,12 @@ def build_router(platform: Platform) -> Router:
         location = f"/tenants/{ctx.tenant_id}/user-imports/{job.id}"
         return Reply(ImportView.of(job), status=202, headers={"Location": location})
 
-    @router.get("/tenants/{tenant_id}/user-imports", permission="user-imports:manage")
+    @router.get(
+        "/tenants/{tenant_id}/user-imports",
+        permission="user-imports:manage",
+        query=PageParams,
+        response=PageOf[ImportView],
+    )
     def list_imports(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         collection = service.imports(ctx.tenant_id)
@@ -466,11 +483,15 @@ def build_router(platform: Platform) -> Router:
         ]
         return _page(items, page.next_cursor)
 
-    @router.get("/tenants/{tenant_id}/user-imports/{job_id}", permission="user-imports:manage")
+    @router.get(
+        "/tenants/{tenant_id}/user-imports/{job_id}", permission="user-imports:manage", response=ImportView
+    )
     def get_import(ctx: RequestContext) -> Reply:
         return Reply(ImportView.of(service.get_job(ctx.tenant_id, _id(ctx, "job_id"))))
 
-    @router.get("/tenants/{tenant_id}/user-imports/{job_id}/rows", permission="user-imports:manage")
+    @router.get(
+        "/tenants/{tenant_id}/user-imports/{job_id}/rows", permission="user-imports:manage", query=ListRows
+    )
     def import_rows(ctx: RequestContext) -> Reply:
         params = ctx.query(ListRows)
         service.get_job(ctx.tenant_id, _id(ctx, "job_id"))
@@ -482,9 +503,13 @@ def build_router(platform: Platform) -> Router:
         items = [ImportRow.model_validate(s.to_dict()).model_dump(mode="json") for s in page.snapshots]
         return _page(items, page.next_cursor)
 
-    @router.post("/tenants/{tenant_id}/user-imports/{job_id}/resume", permission="user-imports:manage")
+    @router.post(
+        "/tenants/{tenant_id}/user-imports/{job_id}/resume",
+        permission="user-imports:manage",
+        status=202,
+        response=ImportView,
+    )
     def resume_import(ctx: RequestContext) -> Reply:
-        _no_body(ctx)
         with _domain_errors():
             job = service.resume(ctx.tenant_id, _id(ctx, "job_id"))
         return Reply(ImportView.of(job), status=202)

@@ -64,10 +64,6 @@ class DryRunBody(_Strict):
     days: int = Field(default=7, ge=1, le=30)
 
 
-class NoBody(_Strict):
-    pass
-
-
 def workflow_view(workflow: dict[str, Any]) -> dict[str, Any]:
     view = {key: _json(workflow.get(key)) for key in PUBLIC_FIELDS}
     active = workflow.get("active") or {}
@@ -110,7 +106,7 @@ def build_router(platform: Platform) -> Router:
             headers=_etag(workflow),
         )
 
-    @router.post(base, permission="workflows:manage")
+    @router.post(base, permission="workflows:manage", body=CreateWorkflow, status=201)
     def create(ctx: RequestContext) -> Reply:
         body = ctx.body(CreateWorkflow)
         workflow = service.create(
@@ -124,7 +120,7 @@ def build_router(platform: Platform) -> Router:
         reply.headers["Location"] = f"/tenants/{ctx.tenant_id}/workflows/{workflow['id']}"
         return reply
 
-    @router.get(base, permission="workflows:read")
+    @router.get(base, permission="workflows:read", query=PageParams)
     def list_workflows(ctx: RequestContext) -> Reply:
         params = ctx.query(PageParams)
         collection = service.workflows(ctx.tenant_id)
@@ -132,7 +128,7 @@ def build_router(platform: Platform) -> Router:
         items = [workflow_view(s.to_dict() or {}) for s in page.snapshots]
         return Reply({"items": items, "next_cursor": page.next_cursor})
 
-    @router.post(base + "/webhook-secret", permission="workflows:manage")
+    @router.post(base + "/webhook-secret", permission="workflows:manage", status=201)
     def rotate_secret(ctx: RequestContext) -> Reply:
         if "Idempotency-Key" in ctx.request.headers:
             # A replayable answer would be kept in Firestore, and this one carries the secret.
@@ -146,7 +142,7 @@ def build_router(platform: Platform) -> Router:
     def get_workflow(ctx: RequestContext) -> Reply:
         return full(ctx, service.workflow(ctx.tenant_id, ctx.params["workflow_id"]))
 
-    @router.patch(one, permission="workflows:manage")
+    @router.patch(one, permission="workflows:manage", body=UpdateWorkflow)
     def update(ctx: RequestContext) -> Reply:
         workflow_id = ctx.params["workflow_id"]
         service.workflow(ctx.tenant_id, workflow_id)
@@ -162,7 +158,7 @@ def build_router(platform: Platform) -> Router:
         )
         return full(ctx, workflow)
 
-    @router.delete(one, permission="workflows:manage")
+    @router.delete(one, permission="workflows:manage", status=204)
     def delete(ctx: RequestContext) -> Reply:
         service.delete(ctx.tenant_id, ctx.params["workflow_id"], _if_match(ctx))
         return Reply(status=204)
@@ -177,7 +173,7 @@ def build_router(platform: Platform) -> Router:
         number = _version_number(ctx.params["version"])
         return Reply(_json(service.version(ctx.tenant_id, ctx.params["workflow_id"], number)))
 
-    @router.post(one + "/activate", permission="workflows:manage")
+    @router.post(one + "/activate", permission="workflows:manage", body=Activate)
     def activate(ctx: RequestContext) -> Reply:
         workflow_id = ctx.params["workflow_id"]
         service.workflow(ctx.tenant_id, workflow_id)
@@ -188,17 +184,16 @@ def build_router(platform: Platform) -> Router:
     def archive(ctx: RequestContext) -> Reply:
         workflow_id = ctx.params["workflow_id"]
         service.workflow(ctx.tenant_id, workflow_id)
-        ctx.body(NoBody)
         return full(ctx, service.archive(ctx.tenant_id, workflow_id, _if_match(ctx)))
 
-    @router.post(one + "/dry-run", permission="workflows:manage")
+    @router.post(one + "/dry-run", permission="workflows:manage", body=DryRunBody)
     def dry_run(ctx: RequestContext) -> Reply:
         workflow_id = ctx.params["workflow_id"]
         service.workflow(ctx.tenant_id, workflow_id)
         body = ctx.body(DryRunBody)
         return Reply(service.dry_run(ctx.tenant_id, workflow_id, body.version, body.days))
 
-    @router.get(one + "/runs", permission="workflows:read")
+    @router.get(one + "/runs", permission="workflows:read", query=PageParams)
     def list_runs(ctx: RequestContext) -> Reply:
         workflow_id = ctx.params["workflow_id"]
         service.workflow(ctx.tenant_id, workflow_id)

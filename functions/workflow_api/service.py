@@ -43,7 +43,7 @@ from shared.events import new_event
 from shared.intake import Delivered
 from shared.platform import Platform
 from shared.problems import Problem, conflict, not_found, validation_failed
-from shared.secrets import SecretAccessor
+from shared.secrets import SecretAccessor, SecretNotFound, add_version
 from shared.services import ServiceClient
 from shared.steps import FinishContext, Process, Step, StepContext, StepEngine, StepOutcome
 from shared.uow import Tx
@@ -670,31 +670,8 @@ class WorkflowService:
     # --- webhooks ------------------------------------------------------------------------------------
     def rotate_webhook_secret(self, tenant_id: str) -> tuple[str, int]:
         """A new signing secret for the tenant's workflow webhooks (answered once, never stored here)."""
-        from google.api_core import exceptions as gexc
-
-        from shared.clients import secrets_client
-
-        parent = f"projects/{self.settings.project_id}"
-        with contextlib.suppress(gexc.AlreadyExists):
-            secrets_client().create_secret(
-                request={
-                    "parent": parent,
-                    "secret_id": secret_id(tenant_id),
-                    "secret": {
-                        # Replicated in the environment's region only, like the rest of its data.
-                        "replication": {"user_managed": {"replicas": [{"location": self.settings.location}]}},
-                        "labels": {"purpose": "workflow-webhook-signing"},
-                    },
-                }
-            )
         value = signing.generate_secret()
-        created = secrets_client().add_secret_version(
-            request={
-                "parent": f"{parent}/secrets/{secret_id(tenant_id)}",
-                "payload": {"data": value.encode()},
-            }
-        )
-        number = int(str(created.name).rsplit("/", 1)[1])
+        number = add_version(secret_id(tenant_id), value, {"purpose": "workflow-webhook-signing"})
         self._webhook_settings(tenant_id).set({"secret_version": number, "rotated_at": datetime.now(UTC)})
         return value, number
 
@@ -703,7 +680,10 @@ class WorkflowService:
         if not settings.exists:
             raise StepFailed("the tenant has no workflow webhook secret (POST .../workflows/webhook-secret)")
         version = str((settings.to_dict() or {})["secret_version"])
-        secret = self.secrets.get(secret_id(ctx.tenant_id), version).get_secret_value()
+        try:
+            secret = self.secrets.get(secret_id(ctx.tenant_id), version).get_secret_value()
+        except SecretNotFound as exc:
+            raise StepFailed("the workflow webhook secret was erased: rotate it again") from exc
         event = ctx.input["event"]
         message_id = f"{ctx.run_id}.{ctx.step}"  # the same on every retry: receivers dedupe on it
         body = json.dumps(

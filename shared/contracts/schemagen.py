@@ -1,7 +1,10 @@
-"""Generate the JSON Schemas under schemas/ from the payload models and the CloudEvent envelope.
+"""Generate the contracts under schemas/ from the code: the event payload schemas, the CloudEvent
+envelope, the AsyncAPI document of the event interface (from the catalog), and the OpenAPI document of
+every HTTP API (from its routes' declarations).
 
 `python -m shared.contracts.schemagen` (what `make schemas` runs) rewrites schemas/events/<slug>/v1.json for
-every catalog event and schemas/cloudevent/v1.json, and removes generated files no event owns any more.
+every catalog event, schemas/cloudevent/v1.json, schemas/asyncapi.json and schemas/openapi/<function>.json,
+and removes generated files nothing owns any more.
 tests/unit/test_schemas.py fails when a checked-in file differs from what `generate()` returns.
 """
 
@@ -18,7 +21,7 @@ from shared.events import CloudEvent
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 CLOUDEVENT_SCHEMA_PATH = "cloudevent/v1.json"
-GENERATED_DIRS = ("events", "cloudevent")  # everything under these folders is generated
+GENERATED_DIRS = ("events", "cloudevent", "openapi")  # everything under these folders is generated
 
 
 def event_schemas(catalog: Catalog) -> dict[str, dict[str, Any]]:
@@ -57,8 +60,15 @@ def cloudevent_schema(catalog: Catalog) -> dict[str, Any]:
 
 def generate(catalog: Catalog | None = None) -> dict[str, dict[str, Any]]:
     """Every generated schema keyed by its path relative to schemas/."""
+    from shared.contracts import asyncapi, openapi
+
     catalog = catalog or load_catalog()
-    return {**event_schemas(catalog), CLOUDEVENT_SCHEMA_PATH: cloudevent_schema(catalog)}
+    return {
+        **event_schemas(catalog),
+        CLOUDEVENT_SCHEMA_PATH: cloudevent_schema(catalog),
+        asyncapi.ASYNCAPI_PATH: asyncapi.document(catalog),
+        **openapi.documents(),
+    }
 
 
 def render(schema: dict[str, Any]) -> str:
@@ -68,12 +78,16 @@ def render(schema: dict[str, Any]) -> str:
 
 def write(root: Path) -> list[Path]:
     """Write every generated schema under `root` (the schemas/ folder); return the paths written."""
+    from shared.contracts.eventspage import EVENTS_PAGE_PATH, render_page
+
     written: list[Path] = []
     for relative, schema in sorted(generate().items()):
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(schema), encoding="utf-8")
         written.append(path)
+    (root / EVENTS_PAGE_PATH).write_text(render_page(), encoding="utf-8")
+    written.append(root / EVENTS_PAGE_PATH)
     return written
 
 

@@ -23,9 +23,7 @@ from tests.conftest import Api
 
 ROLES = sorted(BUILTIN_ROLES)
 # The APIs (the portal function serves pages, it has no routes).
-HTTP_FUNCTIONS = [
-    spec for spec in discover() if spec.kind == "http" and (spec.source.parent / "routes.py").exists()
-]
+HTTP_FUNCTIONS = [spec for spec in discover() if spec.serves_api]
 
 
 class RoutesOnly(Platform):

@@ -55,3 +55,10 @@ def test_an_invalid_attribute_name_is_refused(name: str) -> None:
 def test_an_extension_value_must_be_a_string_boolean_or_integer(value: Any) -> None:
     with pytest.raises(ValidationError):
         CloudEvent.model_validate({**BASE, "vendorthing": value})
+
+
+def test_a_message_nested_thousands_of_levels_deep_is_malformed_not_a_crash() -> None:
+    deep = ("[" * 5000 + "]" * 5000).encode()
+    envelope = b'{"specversion": "1.0", "id": "x", "source": "/s", "type": "t", "data": ' + deep + b"}"
+    with pytest.raises(ValueError, match="deep"):
+        CloudEvent.from_message(envelope)

@@ -17,7 +17,13 @@ from pydantic import ValidationError
 
 from shared.catalog import Event, load_catalog, schemas_dir
 from shared.contracts import PAYLOADS, Actor, EventPayload
-from shared.contracts.schemagen import CLOUDEVENT_SCHEMA_PATH, JSON_SCHEMA_DIALECT, generate, render
+from shared.contracts.schemagen import (
+    CLOUDEVENT_SCHEMA_PATH,
+    GENERATED_DIRS,
+    JSON_SCHEMA_DIALECT,
+    generate,
+    render,
+)
 from shared.events import CloudEvent, new_event, parse_payload
 
 SCHEMAS = schemas_dir()
@@ -65,7 +71,7 @@ def test_checked_in_schema_matches_the_models(relative: str) -> None:
 
 def test_no_stray_schema_files() -> None:
     generated = {SCHEMAS / relative for relative in GENERATED}
-    on_disk = {p for folder in ("events", "cloudevent") for p in (SCHEMAS / folder).rglob("*.json")}
+    on_disk = {p for folder in GENERATED_DIRS for p in (SCHEMAS / folder).rglob("*.json")}
     assert on_disk - generated == set(), "schema files that no catalog event owns: run `make schemas`"
 
 
