@@ -61,16 +61,32 @@ def is_id_token(claims: Mapping[str, Any]) -> bool:
 
 
 class UserAuthenticator:
+    """Verifies ID tokens. `check_revoked` asks Identity Platform, per token, whether the user's sessions
+    were revoked (one user lookup: a network round trip and quota). It is skipped where the caller says
+    the access decision checks revocation itself (`access_checks_revocation`: a tenant-scoped request,
+    whose principal's `tokens_valid_after` the access snapshot holds, shared.access), except for a
+    platform operator, whom no tenant's access state describes."""
+
     def __init__(self, check_revoked: bool = True) -> None:
         self.check_revoked = check_revoked
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(
+        self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
+    ) -> Principal:
         token = bearer_token(headers)
         if token is None:
             raise unauthenticated()
-        return self.verify(token)
+        return self.verify(token, access_checks_revocation=access_checks_revocation)
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, *, access_checks_revocation: bool = False) -> Principal:
+        principal = principal_from_claims(
+            self.verified_claims(token, check_revoked=self.check_revoked and not access_checks_revocation)
+        )
+        if access_checks_revocation and self.check_revoked and principal.is_operator:
+            principal = principal_from_claims(self.verified_claims(token, check_revoked=True))
+        return principal
+
+    def verified_claims(self, token: str, *, check_revoked: bool) -> dict[str, Any]:
         from firebase_admin import auth, tenant_mgt
 
         from shared.clients import firebase_app
@@ -86,7 +102,7 @@ class UserAuthenticator:
             )
         )
         try:
-            claims = verify(token, check_revoked=self.check_revoked)
+            claims: dict[str, Any] = verify(token, check_revoked=check_revoked)
         except auth.RevokedIdTokenError as exc:
             raise unauthenticated("The token was revoked: sign in again.") from exc
         except auth.UserDisabledError as exc:
@@ -97,7 +113,7 @@ class UserAuthenticator:
             raise unauthenticated("The bearer token is not a valid ID token.") from exc
         except tenant_mgt.TenantNotFoundError as exc:
             raise unauthenticated("The token's identity tenant does not exist.") from exc
-        return principal_from_claims(claims)
+        return claims
 
 
 class ServiceAuthenticator:
@@ -203,12 +219,14 @@ class CallerAuthenticator:
         self.users = users
         self.services = services
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(
+        self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
+    ) -> Principal:
         token = bearer_token(headers)
         if token is None:
             raise unauthenticated()
         if is_id_token(unverified_claims(token)):
-            return self.users.verify(token)
+            return self.users.verify(token, access_checks_revocation=access_checks_revocation)
         settings = self.services.settings
         if settings.service_auth == "oidc" and not settings.service_callers:
             raise unauthenticated("This API accepts no service callers.")

@@ -22,7 +22,7 @@ from shared import logs
 from shared.authz import ALL_PERMISSIONS, PUBLIC, Principal, anonymous
 from shared.idempotency import REDACTED_HEADER, IdempotencyStore, StoredReply, without_secrets
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
-from shared.problems import Problem, bad_request, forbidden, not_found, validation_failed
+from shared.problems import Problem, bad_request, forbidden, not_found, unauthenticated, validation_failed
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ _PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
 class Authenticator(Protocol):
-    def authenticate(self, headers: Mapping[str, str]) -> Principal: ...
+    def authenticate(
+        self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
+    ) -> Principal: ...
 
 
 class Decision(Protocol):
@@ -40,6 +42,9 @@ class Decision(Protocol):
 
     @property
     def reason(self) -> str: ...
+
+    @property
+    def token_revoked(self) -> bool: ...
 
 
 class Authorizer(Protocol):
@@ -220,7 +225,10 @@ class HttpApp:
         route, params = self.router.match(request.method, request.path)
         if route.permission == PUBLIC:
             return self._respond(route.handler(RequestContext(request, anonymous(), params)))
-        principal = self._authenticator().authenticate(dict(request.headers))
+        # Where the access decision runs, it refuses revoked tokens itself (shared.access).
+        principal = self._authenticator().authenticate(
+            dict(request.headers), access_checks_revocation=route.tenant_scoped and self._access is not None
+        )
         if route.tenant_scoped:
             tenant_id = params["tenant_id"]
             if not principal.may_access_tenant(tenant_id):
@@ -230,6 +238,8 @@ class HttpApp:
                 # The Access Control API's decision: token roles, policies, groups, tenant and principal
                 # state (suspended tenant, locked or deactivated principal).
                 decision = self._access().decide(principal, route.permission, tenant_id)
+                if decision.token_revoked:
+                    raise unauthenticated("The token was revoked: sign in again.")
                 if not decision.allowed:
                     raise forbidden(route.permission, decision.reason)
             elif not principal.can(route.permission):
