@@ -9,7 +9,11 @@ as a bearer header by the Tasks emulator and as the `token` query parameter of p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,14 +65,30 @@ def is_id_token(claims: Mapping[str, Any]) -> bool:
 
 
 class UserAuthenticator:
-    """Verifies ID tokens. `check_revoked` asks Identity Platform, per token, whether the user's sessions
-    were revoked (one user lookup: a network round trip and quota). It is skipped where the caller says
-    the access decision checks revocation itself (`access_checks_revocation`: a tenant-scoped request,
-    whose principal's `tokens_valid_after` the access snapshot holds, shared.access), except for a
-    platform operator, whom no tenant's access state describes."""
+    """Verifies ID tokens. `check_revoked` asks Identity Platform whether the user's sessions were
+    revoked (one user lookup: a network round trip and quota per call).
 
-    def __init__(self, check_revoked: bool = True) -> None:
+    Where the caller says the access decision checks revocation itself (`access_checks_revocation`: a
+    tenant-scoped request, whose principal's `tokens_valid_after` the access snapshot holds, see
+    shared.access), a token is looked up at most once per `recheck_seconds` in this instance: the events
+    that revoke sessions reach the snapshot within seconds, and the lookup still catches, within that
+    time, a revocation no event announces (User Management's claims resync). A platform operator, whom
+    no tenant's access state describes, is looked up on every request."""
+
+    def __init__(
+        self,
+        check_revoked: bool = True,
+        *,
+        recheck_seconds: float = 300.0,
+        max_remembered: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.check_revoked = check_revoked
+        self.recheck_seconds = recheck_seconds
+        self.max_remembered = max_remembered
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._looked_up: OrderedDict[str, float] = OrderedDict()  # token digest -> last clean lookup
 
     def authenticate(
         self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
@@ -79,12 +99,26 @@ class UserAuthenticator:
         return self.verify(token, access_checks_revocation=access_checks_revocation)
 
     def verify(self, token: str, *, access_checks_revocation: bool = False) -> Principal:
-        principal = principal_from_claims(
-            self.verified_claims(token, check_revoked=self.check_revoked and not access_checks_revocation)
-        )
-        if access_checks_revocation and self.check_revoked and principal.is_operator:
-            principal = principal_from_claims(self.verified_claims(token, check_revoked=True))
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        # The unverified operator claim only adds a lookup: a forged token fails its signature anyway.
+        operator = unverified_claims(token).get("platform_operator") is True
+        lookup = self.check_revoked and (not access_checks_revocation or operator or self._due(digest))
+        principal = principal_from_claims(self.verified_claims(token, check_revoked=lookup))
+        if lookup and access_checks_revocation:
+            self._remember(digest)
         return principal
+
+    def _due(self, digest: str) -> bool:
+        with self._lock:
+            at = self._looked_up.get(digest)
+            return at is None or self._clock() - at >= self.recheck_seconds
+
+    def _remember(self, digest: str) -> None:
+        with self._lock:
+            self._looked_up[digest] = self._clock()
+            self._looked_up.move_to_end(digest)
+            while len(self._looked_up) > self.max_remembered:
+                self._looked_up.popitem(last=False)
 
     def verified_claims(self, token: str, *, check_revoked: bool) -> dict[str, Any]:
         from firebase_admin import auth, tenant_mgt

@@ -21,6 +21,7 @@ from shared.auth import UserAuthenticator
 from shared.authz import Principal
 from shared.http import HttpApp, Reply, RequestContext, Router
 from shared.idempotency import IdempotencyStore
+from shared.problems import Problem
 
 TENANT = "t_acme"
 REVOKED_AT = datetime(2026, 3, 1, 12, 0, 0, 400_000, tzinfo=UTC)  # Identity Platform keeps whole seconds
@@ -184,9 +185,24 @@ class CountingIdentityPlatform:
         return dict(self.claims)
 
 
-def count_lookups(
-    monkeypatch: pytest.MonkeyPatch, claims: dict[str, Any], *, access_checks_revocation: bool
-) -> int:
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def lookups_per_request(
+    monkeypatch: pytest.MonkeyPatch,
+    claims: dict[str, Any],
+    *,
+    access_checks_revocation: bool,
+    requests: int = 3,
+    clock: Clock | None = None,
+    authenticator: UserAuthenticator | None = None,
+) -> list[int]:
+    """Identity Platform lookups of each of `requests` requests carrying the same token."""
     from firebase_admin import auth
 
     import shared.clients
@@ -194,31 +210,79 @@ def count_lookups(
     platform = CountingIdentityPlatform(claims)
     monkeypatch.setattr(auth, "verify_id_token", platform.verify_id_token)
     monkeypatch.setattr(shared.clients, "firebase_app", lambda: None)
-    monkeypatch.setattr(auth_module, "unverified_claims", lambda token: {"firebase": {}})
-    UserAuthenticator(check_revoked=True).authenticate(
-        {"Authorization": "Bearer token"}, access_checks_revocation=access_checks_revocation
-    )
-    return platform.lookups
+    monkeypatch.setattr(auth_module, "unverified_claims", lambda token: {"firebase": {}, **claims})
+    users = authenticator or UserAuthenticator(check_revoked=True, clock=clock or Clock())
+    counts = []
+    for _ in range(requests):
+        before = platform.lookups
+        users.authenticate(
+            {"Authorization": "Bearer token"}, access_checks_revocation=access_checks_revocation
+        )
+        counts.append(platform.lookups - before)
+    return counts
 
 
 USER = {"uid": "u1", "tenant_id": TENANT, "roles": ["admin"], "auth_time": 1_772_366_400}
 OPERATOR = {"uid": "op", "platform_operator": True, "roles": [], "auth_time": 1_772_366_400}
 
 
-def test_a_tenant_scoped_request_of_a_tenant_user_makes_no_identity_platform_call(
+def test_tenant_scoped_requests_of_a_tenant_user_look_a_token_up_once_per_recheck_period(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert count_lookups(monkeypatch, USER, access_checks_revocation=True) == 0
+    clock = Clock()
+    users = UserAuthenticator(check_revoked=True, recheck_seconds=300, clock=clock)
+    first = lookups_per_request(monkeypatch, USER, access_checks_revocation=True, authenticator=users)
+    assert first == [1, 0, 0]
+    clock.now += 299
+    assert lookups_per_request(monkeypatch, USER, access_checks_revocation=True, authenticator=users) == [
+        0,
+        0,
+        0,
+    ]
+    clock.now += 1
+    assert lookups_per_request(monkeypatch, USER, access_checks_revocation=True, authenticator=users) == [
+        1,
+        0,
+        0,
+    ]
 
 
-def test_a_request_no_snapshot_covers_still_asks_identity_platform_once(
+def test_a_request_no_snapshot_covers_asks_identity_platform_every_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert count_lookups(monkeypatch, USER, access_checks_revocation=False) == 1
+    assert lookups_per_request(monkeypatch, USER, access_checks_revocation=False) == [1, 1, 1]
 
 
-def test_an_operator_is_checked_at_identity_platform_even_on_a_tenant_scoped_request(
+def test_an_operator_is_looked_up_on_every_request_even_tenant_scoped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert count_lookups(monkeypatch, OPERATOR, access_checks_revocation=True) == 1
-    assert count_lookups(monkeypatch, OPERATOR, access_checks_revocation=False) == 1
+    assert lookups_per_request(monkeypatch, OPERATOR, access_checks_revocation=True) == [1, 1, 1]
+
+
+def test_a_revoked_token_is_never_remembered_as_looked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from firebase_admin import auth
+
+    import shared.clients
+
+    calls: list[bool] = []
+
+    def revoked(token: str, app: Any = None, check_revoked: bool = False) -> dict[str, Any]:
+        calls.append(check_revoked)
+        raise auth.RevokedIdTokenError("revoked")
+
+    monkeypatch.setattr(auth, "verify_id_token", revoked)
+    monkeypatch.setattr(shared.clients, "firebase_app", lambda: None)
+    monkeypatch.setattr(auth_module, "unverified_claims", lambda token: {"firebase": {}})
+    users = UserAuthenticator(check_revoked=True, clock=Clock())
+    for _ in range(2):
+        with pytest.raises(Problem) as refused:
+            users.authenticate({"Authorization": "Bearer token"}, access_checks_revocation=True)
+        assert refused.value.status == 401 and refused.value.detail == "The token was revoked: sign in again."
+    assert calls == [True, True]
+
+
+def test_remembered_lookups_are_bounded() -> None:
+    users = UserAuthenticator(max_remembered=2, clock=Clock())
+    for digest in ("a", "b", "c"):
+        users._remember(digest)
+    assert users._due("a") and not users._due("b") and not users._due("c")
