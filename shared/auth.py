@@ -101,9 +101,10 @@ class UserAuthenticator:
     def verify(self, token: str, *, access_checks_revocation: bool = False) -> Principal:
         digest = hashlib.sha256(token.encode()).hexdigest()
         # The unverified operator claim only adds a lookup: a forged token fails its signature anyway.
-        operator = unverified_claims(token).get("platform_operator") is True
+        unverified = unverified_claims(token)
+        operator = unverified.get("platform_operator") is True
         lookup = self.check_revoked and (not access_checks_revocation or operator or self._due(digest))
-        principal = principal_from_claims(self.verified_claims(token, check_revoked=lookup))
+        principal = principal_from_claims(self.verified_claims(token, unverified, check_revoked=lookup))
         if lookup and access_checks_revocation:
             self._remember(digest)
         return principal
@@ -120,14 +121,16 @@ class UserAuthenticator:
             while len(self._looked_up) > self.max_remembered:
                 self._looked_up.popitem(last=False)
 
-    def verified_claims(self, token: str, *, check_revoked: bool) -> dict[str, Any]:
+    def verified_claims(
+        self, token: str, unverified: Mapping[str, Any], *, check_revoked: bool
+    ) -> dict[str, Any]:
         from firebase_admin import auth, tenant_mgt
 
         from shared.clients import firebase_app
 
         # A user of an Identity Platform tenant is verified by that tenant's client (its revocation
         # check looks the user up inside the tenant).
-        idp_tenant = (unverified_claims(token).get("firebase") or {}).get("tenant")
+        idp_tenant = (unverified.get("firebase") or {}).get("tenant")
         verify = (
             tenant_mgt.auth_for_tenant(idp_tenant, app=firebase_app()).verify_id_token
             if isinstance(idp_tenant, str) and idp_tenant

@@ -15,11 +15,11 @@ import flask
 import jwt
 import pytest
 
+from emulators.suite import Suite
 from shared.access import PRINCIPALS, STATE, TENANTS, VERSION, AccessStore
 from shared.auth import UserAuthenticator
 from shared.http import HttpApp, Reply, RequestContext, Router
 from shared.idempotency import IdempotencyStore
-from tests.conftest import Suite
 
 TENANT = "t_revoke"
 
