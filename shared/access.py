@@ -338,10 +338,10 @@ class AccessLoader(Protocol):
 
 
 class FirestoreAccessLoader:
-    """Six reads per load: the version first, then the block, roles, groups, policies and the principals
-    whose state restricts them (`restricted == true`) or whose tokens were revoked recently enough for a
-    revoked token to be still unexpired (`tokens_valid_after` within TOKEN_LIFETIME); other principals
-    need nothing stored. Every read has the load's deadline (retries included)."""
+    """Seven reads per load: the version first, then the block, roles, groups, policies, the principals
+    whose state restricts them (`restricted == true`) and those whose tokens were revoked recently
+    enough for a revoked token to be still unexpired (`tokens_valid_after` within TOKEN_LIFETIME);
+    other principals need nothing stored. Every read has the load's deadline (retries included)."""
 
     def __init__(self, db: firestore.Client, deadline_seconds: float = 5.0) -> None:
         from shared.clients import call_options
@@ -366,14 +366,11 @@ class FirestoreAccessLoader:
         def pairs(query: Any) -> list[tuple[str, dict[str, Any]]]:
             return [(s.id, s.to_dict() or {}) for s in query.stream(**self._call)]
 
-        recent = datetime.now(UTC) - TOKEN_LIFETIME
-        restricted = tenant.collection(PRINCIPALS).where(
-            filter=firestore.Or(
-                [
-                    firestore.FieldFilter("restricted", "==", True),
-                    firestore.FieldFilter(TOKENS_VALID_AFTER, ">", recent),
-                ]
-            )
+        principals = tenant.collection(PRINCIPALS)
+        restricted = principals.where(filter=firestore.FieldFilter("restricted", "==", True))
+        # A separate query, not an OR: an inequality leaves out every document without its field.
+        recently_revoked = principals.where(
+            filter=firestore.FieldFilter(TOKENS_VALID_AFTER, ">", datetime.now(UTC) - TOKEN_LIFETIME)
         )
         return TenantAccess.from_documents(
             tenant_id,
@@ -382,7 +379,7 @@ class FirestoreAccessLoader:
             pairs(tenant.collection(ROLES)),
             pairs(tenant.collection(GROUPS)),
             pairs(tenant.collection(POLICIES)),
-            pairs(restricted),
+            {**dict(pairs(recently_revoked)), **dict(pairs(restricted))}.items(),
         )
 
 
