@@ -11,7 +11,8 @@ Layout, all under the tenant (written only by the Access Control API):
     tenants/{tid}/access_policies/{policy_id}  a binding {role, members: ["user:<uid>", "group:<gid>"]}
     tenants/{tid}/access_state/tenant          {blocked, status, reason, since}
     tenants/{tid}/access_state/version         {version: int}, bumped in the transaction of ANY change
-    tenants/{tid}/access_principals/{uid}      {locked_until, revoked, deactivated, restricted, ...}
+    tenants/{tid}/access_principals/{uid}      {locked_until, revoked, deactivated, restricted,
+                                                tokens_valid_after, ...}
 
 The rule, in order:
 1. A platform operator is allowed everything; the reason still names a tenant block, if any.
@@ -19,8 +20,12 @@ The rule, in order:
    tenant, blocked or not (the platform keeps operating a suspended tenant, e.g. offboarding).
 3. A principal of another tenant (or of none) is denied.
 4. A blocked tenant (suspended or deactivated) denies every one of its principals.
-5. A deactivated, revoked, or (until `locked_until`) locked principal is denied.
-6. Otherwise the permissions of the principal's token roles (built-in roles of shared.authz, custom
+5. A token whose sign-in (`auth_time`) predates the principal's `tokens_valid_after` is refused as
+   revoked (the kernel answers 401: sign in again). The instant is set by the events that revoke a
+   user's sessions (User Role Changed, User Deactivated, User Access Revoked), compared at Identity
+   Platform's one-second resolution, so ID tokens need no per-request revocation call (shared.auth).
+6. A deactivated, revoked, or (until `locked_until`) locked principal is denied.
+7. Otherwise the permissions of the principal's token roles (built-in roles of shared.authz, custom
    roles by id) and of every policy binding naming "user:<uid>" or a group holding the uid are united;
    the permission is allowed iff it is in that union.
 
@@ -39,7 +44,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -56,6 +61,9 @@ GROUPS = "access_groups"
 POLICIES = "access_policies"
 STATE = "access_state"
 PRINCIPALS = "access_principals"
+TOKENS_VALID_AFTER = "tokens_valid_after"  # on access_principals/{uid}
+# An ID token lives one hour (plus clock skew): a tokens_valid_after older than this refuses nothing.
+TOKEN_LIFETIME = timedelta(hours=1, minutes=5)
 TENANT_STATE = "tenant"  # access_state/tenant: the tenant block
 VERSION = "version"  # access_state/version: {version: int}
 
@@ -69,6 +77,7 @@ GROUP_MEMBER = "group:"
 class AccessDecision:
     allowed: bool
     reason: str  # "granted by role admin via policy p1", "tenant suspended: ...", "principal locked ..."
+    token_revoked: bool = False  # refused for the token's age, not the principal: signing in again helps
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class PrincipalState:
     revoked: bool = False
     deactivated: bool = False
     deactivated_at: datetime | None = None
+    tokens_valid_after: datetime | None = None  # tokens signed in before it are revoked
 
 
 def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -228,6 +238,7 @@ def principal_from_document(uid: str, document: Mapping[str, Any]) -> PrincipalS
         revoked=document.get("revoked") is True,
         deactivated=document.get("deactivated") is True,
         deactivated_at=_time(document.get("deactivated_at")),
+        tokens_valid_after=_time(document.get(TOKENS_VALID_AFTER)),
     )
 
 
@@ -245,10 +256,22 @@ def _signed_in_since(principal: Principal, moment: datetime | None) -> bool:
     return signed_in is not None and moment is not None and signed_in > moment
 
 
+def token_predates(signed_in: datetime | None, valid_after: datetime) -> bool:
+    """Whether a token signed in at `signed_in` (None: unknown) was revoked at `valid_after`. Identity
+    Platform keeps both in whole seconds and accepts a token of the revocation's own second: so does this."""
+    return signed_in is None or signed_in < valid_after.replace(microsecond=0)
+
+
 def decide(
-    snapshot: TenantAccess, principal: Principal, permission: str, *, now: datetime | None = None
+    snapshot: TenantAccess,
+    principal: Principal,
+    permission: str,
+    *,
+    now: datetime | None = None,
+    check_token: bool = True,
 ) -> AccessDecision:
-    """The decision for `principal` using `permission` in the snapshot's tenant (see the module doc)."""
+    """The decision for `principal` using `permission` in the snapshot's tenant (see the module doc).
+    `check_token=False` asks about the principal alone, not a token it presents (rule 5 skipped)."""
     block = snapshot.block
     blocked = f"tenant {block.status}" + (f": {block.reason}" if block.reason else "") if block else None
     if principal.is_operator:
@@ -266,6 +289,17 @@ def decide(
         return _deny(blocked)
     state = snapshot.principals.get(principal.uid)
     if state is not None:
+        valid_after = state.tokens_valid_after
+        if (
+            check_token
+            and valid_after is not None
+            and token_predates(principal.authenticated_at, valid_after)
+        ):
+            return AccessDecision(
+                False,
+                f"token signed in before its revocation at {valid_after.isoformat()}",
+                token_revoked=True,
+            )
         if state.deactivated and not _signed_in_since(principal, state.deactivated_at):
             # A deactivated identity cannot sign in: a sign-in after the deactivation means User
             # Management reactivated it (the seed has no "User Reactivated" event to tell us).
@@ -304,9 +338,10 @@ class AccessLoader(Protocol):
 
 
 class FirestoreAccessLoader:
-    """Six reads per load: the version first, then the block, roles, groups, policies and the principals
-    whose state restricts them (`restricted == true`); unrestricted principals need nothing stored.
-    Every read has the load's deadline (retries included)."""
+    """Seven reads per load: the version first, then the block, roles, groups, policies, the principals
+    whose state restricts them (`restricted == true`) and those whose tokens were revoked recently
+    enough for a revoked token to be still unexpired (`tokens_valid_after` within TOKEN_LIFETIME);
+    other principals need nothing stored. Every read has the load's deadline (retries included)."""
 
     def __init__(self, db: firestore.Client, deadline_seconds: float = 5.0) -> None:
         from shared.clients import call_options
@@ -331,8 +366,11 @@ class FirestoreAccessLoader:
         def pairs(query: Any) -> list[tuple[str, dict[str, Any]]]:
             return [(s.id, s.to_dict() or {}) for s in query.stream(**self._call)]
 
-        restricted = tenant.collection(PRINCIPALS).where(
-            filter=firestore.FieldFilter("restricted", "==", True)
+        principals = tenant.collection(PRINCIPALS)
+        restricted = principals.where(filter=firestore.FieldFilter("restricted", "==", True))
+        # A separate query, not an OR: an inequality leaves out every document without its field.
+        recently_revoked = principals.where(
+            filter=firestore.FieldFilter(TOKENS_VALID_AFTER, ">", datetime.now(UTC) - TOKEN_LIFETIME)
         )
         return TenantAccess.from_documents(
             tenant_id,
@@ -341,7 +379,7 @@ class FirestoreAccessLoader:
             pairs(tenant.collection(ROLES)),
             pairs(tenant.collection(GROUPS)),
             pairs(tenant.collection(POLICIES)),
-            pairs(restricted),
+            {**dict(pairs(recently_revoked)), **dict(pairs(restricted))}.items(),
         )
 
 

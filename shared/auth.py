@@ -9,7 +9,11 @@ as a bearer header by the Tasks emulator and as the `token` query parameter of p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,23 +65,72 @@ def is_id_token(claims: Mapping[str, Any]) -> bool:
 
 
 class UserAuthenticator:
-    def __init__(self, check_revoked: bool = True) -> None:
-        self.check_revoked = check_revoked
+    """Verifies ID tokens. `check_revoked` asks Identity Platform whether the user's sessions were
+    revoked (one user lookup: a network round trip and quota per call).
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    Where the caller says the access decision checks revocation itself (`access_checks_revocation`: a
+    tenant-scoped request, whose principal's `tokens_valid_after` the access snapshot holds, see
+    shared.access), a token is looked up at most once per `recheck_seconds` in this instance: the events
+    that revoke sessions reach the snapshot within seconds, and the lookup still catches, within that
+    time, a revocation no event announces (User Management's claims resync). A platform operator, whom
+    no tenant's access state describes, is looked up on every request."""
+
+    def __init__(
+        self,
+        check_revoked: bool = True,
+        *,
+        recheck_seconds: float = 300.0,
+        max_remembered: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.check_revoked = check_revoked
+        self.recheck_seconds = recheck_seconds
+        self.max_remembered = max_remembered
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._looked_up: OrderedDict[str, float] = OrderedDict()  # token digest -> last clean lookup
+
+    def authenticate(
+        self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
+    ) -> Principal:
         token = bearer_token(headers)
         if token is None:
             raise unauthenticated()
-        return self.verify(token)
+        return self.verify(token, access_checks_revocation=access_checks_revocation)
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, *, access_checks_revocation: bool = False) -> Principal:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        # The unverified operator claim only adds a lookup: a forged token fails its signature anyway.
+        unverified = unverified_claims(token)
+        operator = unverified.get("platform_operator") is True
+        lookup = self.check_revoked and (not access_checks_revocation or operator or self._due(digest))
+        principal = principal_from_claims(self.verified_claims(token, unverified, check_revoked=lookup))
+        if lookup and access_checks_revocation:
+            self._remember(digest)
+        return principal
+
+    def _due(self, digest: str) -> bool:
+        with self._lock:
+            at = self._looked_up.get(digest)
+            return at is None or self._clock() - at >= self.recheck_seconds
+
+    def _remember(self, digest: str) -> None:
+        with self._lock:
+            self._looked_up[digest] = self._clock()
+            self._looked_up.move_to_end(digest)
+            while len(self._looked_up) > self.max_remembered:
+                self._looked_up.popitem(last=False)
+
+    def verified_claims(
+        self, token: str, unverified: Mapping[str, Any], *, check_revoked: bool
+    ) -> dict[str, Any]:
         from firebase_admin import auth, tenant_mgt
 
         from shared.clients import firebase_app
 
         # A user of an Identity Platform tenant is verified by that tenant's client (its revocation
         # check looks the user up inside the tenant).
-        idp_tenant = (unverified_claims(token).get("firebase") or {}).get("tenant")
+        idp_tenant = (unverified.get("firebase") or {}).get("tenant")
         verify = (
             tenant_mgt.auth_for_tenant(idp_tenant, app=firebase_app()).verify_id_token
             if isinstance(idp_tenant, str) and idp_tenant
@@ -86,7 +139,7 @@ class UserAuthenticator:
             )
         )
         try:
-            claims = verify(token, check_revoked=self.check_revoked)
+            claims: dict[str, Any] = verify(token, check_revoked=check_revoked)
         except auth.RevokedIdTokenError as exc:
             raise unauthenticated("The token was revoked: sign in again.") from exc
         except auth.UserDisabledError as exc:
@@ -97,7 +150,7 @@ class UserAuthenticator:
             raise unauthenticated("The bearer token is not a valid ID token.") from exc
         except tenant_mgt.TenantNotFoundError as exc:
             raise unauthenticated("The token's identity tenant does not exist.") from exc
-        return principal_from_claims(claims)
+        return claims
 
 
 class ServiceAuthenticator:
@@ -203,12 +256,14 @@ class CallerAuthenticator:
         self.users = users
         self.services = services
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(
+        self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
+    ) -> Principal:
         token = bearer_token(headers)
         if token is None:
             raise unauthenticated()
         if is_id_token(unverified_claims(token)):
-            return self.users.verify(token)
+            return self.users.verify(token, access_checks_revocation=access_checks_revocation)
         settings = self.services.settings
         if settings.service_auth == "oidc" and not settings.service_callers:
             raise unauthenticated("This API accepts no service callers.")

@@ -31,7 +31,7 @@ from shared.contracts.ids import is_id
 from shared.idempotency import REDACTED_HEADER, IdempotencyStore, StoredReply, without_secrets
 from shared.pagination import PageParams
 from shared.problems import CONTENT_TYPE as PROBLEM_TYPE
-from shared.problems import Problem, bad_request, forbidden, not_found, validation_failed
+from shared.problems import Problem, bad_request, forbidden, not_found, unauthenticated, validation_failed
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,9 @@ OPENAPI_PATH = "/openapi.json"  # every HTTP function serves its OpenAPI documen
 
 
 class Authenticator(Protocol):
-    def authenticate(self, headers: Mapping[str, str]) -> Principal: ...
+    def authenticate(
+        self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
+    ) -> Principal: ...
 
 
 class Decision(Protocol):
@@ -50,6 +52,9 @@ class Decision(Protocol):
 
     @property
     def reason(self) -> str: ...
+
+    @property
+    def token_revoked(self) -> bool: ...
 
 
 class Authorizer(Protocol):
@@ -391,7 +396,10 @@ class HttpApp:
         if route.permission == PUBLIC:
             context = RequestContext(request, anonymous(), params, route)
             return self._respond(_run(route, context))
-        principal = self._authenticator().authenticate(dict(request.headers))
+        # Where the access decision runs, it refuses revoked tokens itself (shared.access).
+        principal = self._authenticator().authenticate(
+            dict(request.headers), access_checks_revocation=route.tenant_scoped and self._access is not None
+        )
         if route.tenant_scoped:
             tenant_id = params["tenant_id"]
             if not principal.may_access_tenant(tenant_id):
@@ -401,6 +409,8 @@ class HttpApp:
                 # The Access Control API's decision: token roles, policies, groups, tenant and principal
                 # state (suspended tenant, locked or deactivated principal).
                 decision = self._access().decide(principal, route.permission, tenant_id)
+                if decision.token_revoked:
+                    raise unauthenticated("The token was revoked: sign in again.")
                 if not decision.allowed:
                     raise forbidden(route.permission, decision.reason)
             elif not principal.can(route.permission):

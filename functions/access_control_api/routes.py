@@ -113,6 +113,7 @@ class PrincipalView(BaseModel):
     locked_until: datetime | None = None
     lock_reason: str | None = None
     mfa_failures: int = 0  # failed MFA challenges inside the current window
+    tokens_valid_after: datetime | None = None  # tokens signed in before it are refused (sign in again)
     updated_at: datetime | None = None
 
     @classmethod

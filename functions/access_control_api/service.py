@@ -46,6 +46,7 @@ from shared.access import (
     STATE,
     TENANT_STATE,
     TENANTS,
+    TOKENS_VALID_AFTER,
     VERSION,
     AccessDecision,
     AccessStore,
@@ -491,7 +492,8 @@ class AccessService:
             recorded = (self.principal(tenant_id, uid) or {}).get("role")
             roles = [recorded] if isinstance(recorded, str) else []
         principal = Principal(uid=uid, tenant_id=tenant_id, roles=frozenset(roles))
-        return decide(snapshot, principal, permission), snapshot.version
+        # A question about the principal, not about a token it presents.
+        return decide(snapshot, principal, permission, check_token=False), snapshot.version
 
     def _save_principal(
         self,
@@ -578,7 +580,11 @@ class AccessService:
             event,
             tx,
             payload.user_id,
-            lambda state, stamp: {**state, **_role_update(state, stamp, payload.new_role)},
+            # User Management revokes the user's sessions as its claims change: tokens signed in
+            # before the change carry the old role.
+            lambda state, stamp: _tokens_revoked(
+                {**state, **_role_update(state, stamp, payload.new_role)}, event.envelope.time
+            ),
         )
 
     def user_deactivated(self, event: Delivered, tx: Tx) -> None:
@@ -586,6 +592,8 @@ class AccessService:
         assert isinstance(payload, UserDeactivated)
 
         def change(state: dict[str, Any], _: Stamp) -> dict[str, Any]:
+            if payload.sessions_revoked:  # revoked before the event was raised
+                state = _tokens_revoked(state, event.envelope.time)
             if state.get("deactivated") is True:
                 return state  # the first deactivation stands
             return {
@@ -687,6 +695,8 @@ class AccessService:
                 )
         changes = binding_changes(config.access, after)
         state = dict(before) if before is not None else self._new_principal(payload.user_id, "known")
+        if payload.scope in ("sessions", "all"):
+            state = _tokens_revoked(state, payload.revoked_at)
         revoked = {
             **state,
             "revoked": True,
@@ -732,6 +742,15 @@ def _role_update(state: Mapping[str, Any], stamp: Stamp, role: str) -> dict[str,
     if not newer(stamp, state.get("markers")):
         return {}
     return {"role": role, "markers": with_marker(state.get("markers"), stamp)}
+
+
+def _tokens_revoked(state: Mapping[str, Any], at: datetime) -> dict[str, Any]:
+    """The principal's tokens signed in before `at` are revoked (shared.access rule 5); the latest
+    revocation wins, whatever order the events arrive in."""
+    current = state.get(TOKENS_VALID_AFTER)
+    if isinstance(current, datetime) and current >= at:
+        return dict(state)
+    return {**state, TOKENS_VALID_AFTER: at}
 
 
 def _replace(access: TenantAccess, **changes: Any) -> TenantAccess:

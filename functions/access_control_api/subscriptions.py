@@ -15,6 +15,10 @@ instance's at once). An event that changes nothing (stale, or already in effect)
 - User Access Revoked: the principal is marked revoked (denied) and taken out of every policy binding
   ("user:<uid>") and every group; Permission Policy Changed follows for each policy whose grants changed.
   An admin lifts the revocation with POST .../access/principals/{uid}/restore and binds the user again.
+- Revoked sessions: User Role Changed (User Management revokes the user's sessions as its claims
+  change), User Deactivated with `sessions_revoked`, and User Access Revoked of scope sessions or all
+  move the principal's `tokens_valid_after` to the event's time (`revoked_at`), never back: the kernel
+  refuses tokens signed in before it as revoked (shared.access), with no Identity Platform lookup.
 - MFA Challenge Failed: the failure is counted by `occurred_at`; `mfa_lockout_threshold` (5) failures
   within `mfa_lockout_window_minutes` (15) lock the principal for `mfa_lockout_minutes` (30) from the
   failure that reached the threshold. A failure the identity platform reports as `locked_out` locks too.

@@ -6,7 +6,7 @@ its admin). Then, in this process, against the suite's Firestore emulator, the k
 naming the user, by a policy reaching the user through a group, and denied after walking every policy.
 
 - warm cache: the snapshot is cached (a version re-read falls in at most every 2 s per tenant);
-- right after `invalidate()`: each sample drops the snapshot, so the decision reloads it (six reads);
+- right after `invalidate()`: each sample drops the snapshot, so the decision reloads it (seven reads);
 - version re-check due: a second store whose cache is always stale by age (version_check_seconds=0),
   so each decision pays the one version read a warm store pays every 2 s per tenant.
 

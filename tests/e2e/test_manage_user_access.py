@@ -80,7 +80,11 @@ def test_manage_user_access_from_invitation_to_lockout_is_audited(
     time.sleep(1.1)  # revocation has one-second resolution
     promoted = admin.patch(f"/tenants/{tid}/users/{user['id']}", json={"role": "admin"})
     assert promoted.status_code == 200, promoted.text
-    assert audit.as_(member_token).get(f"/tenants/{tid}/audit/entries").status_code == 401
+    # Her token is in use (looked up already): User Role Changed reaches the access state, which refuses it.
+    eventually(
+        lambda: audit.as_(member_token).get(f"/tenants/{tid}/audit/entries").status_code == 401,
+        what="the member token to be refused as revoked",
+    )
     admin_now = sign_in("lena@globex.example", user["idp_tenant_id"]).json()["idToken"]
     assert audit.as_(admin_now).get(f"/tenants/{tid}/audit/entries").status_code == 200
 
@@ -88,7 +92,10 @@ def test_manage_user_access_from_invitation_to_lockout_is_audited(
     time.sleep(1.1)
     deactivated = admin.post(f"/tenants/{tid}/users/{user['id']}/deactivate", json={"reason": "offboarded"})
     assert deactivated.status_code == 200, deactivated.text
-    assert audit.as_(admin_now).get(f"/tenants/{tid}/audit/entries").status_code == 401
+    eventually(
+        lambda: audit.as_(admin_now).get(f"/tenants/{tid}/audit/entries").status_code == 401,
+        what="the deactivated user's token to be refused as revoked",
+    )
     locked = sign_in("lena@globex.example", user["idp_tenant_id"])
     assert locked.status_code == 400 and "USER_DISABLED" in locked.text
     assert tenant_api.get(f"/tenants/{tid}").json()["seats_used"] == seats_onboarded

@@ -551,7 +551,9 @@ def test_user_access_revoked_removes_the_bindings_marks_the_principal_and_publis
 
     assert ok(admin.get(f"{path}/policies/p1"))["members"] == ["user:u3"]
     assert ok(admin.get(f"{path}/groups/ops"))["members"] == ["u2"]
-    assert ok(admin.get(f"{path}/principals/u1"))["revoked"] is True
+    state = ok(admin.get(f"{path}/principals/u1"))
+    assert state["revoked"] is True
+    assert datetime.fromisoformat(state["tokens_valid_after"]) == revoked.revoked_at
     answer = decision(admin, tenant, "u1", "tenants:read", roles=["admin"])
     assert not answer["allowed"] and answer["reason"] == "principal access revoked"
     assert decision(admin, tenant, "u2", "tenants:read")["allowed"]  # through the group, still
@@ -593,13 +595,19 @@ def test_user_events_record_the_principal_and_deactivation_denies(
     push(clean, event(promoted, tenant, "u5", at=now))
     stale = UserRoleChanged(user_id="u5", previous_role="member", new_role="viewer", actor=actor)
     push(clean, event(stale, tenant, "u5", at=now - timedelta(minutes=1)))
-    assert ok(admin.get(f"{base(tenant)}/principals/u5"))["role"] == "admin"
+    promoted_state = ok(admin.get(f"{base(tenant)}/principals/u5"))
+    assert promoted_state["role"] == "admin"
+    # Tokens signed in before the role change are revoked; the older event does not move that back.
+    assert datetime.fromisoformat(promoted_state["tokens_valid_after"]) == now
     assert decision(admin, tenant, "u5", "seats:assign", roles=None)["allowed"]
 
     deactivated = UserDeactivated(
         user_id="u5", email="u5@acme.example", reason="offboarded", sessions_revoked=True, actor=actor
     )
-    push(clean, event(deactivated, tenant, "u5"))
+    deactivation = event(deactivated, tenant, "u5")
+    push(clean, deactivation)
+    state = ok(admin.get(f"{base(tenant)}/principals/u5"))
+    assert datetime.fromisoformat(state["tokens_valid_after"]) == deactivation.time  # sessions revoked
     answer = decision(admin, tenant, "u5", "tenants:read", roles=["owner"])
     assert not answer["allowed"] and answer["reason"] == "principal deactivated"
     restored = ok(admin.post(f"{base(tenant)}/principals/u5/restore", json={}))

@@ -58,7 +58,7 @@ class RoutedLoader:
 
 
 class Members:
-    def authenticate(self, headers: Any) -> Principal:
+    def authenticate(self, headers: Any, *, access_checks_revocation: bool = False) -> Principal:
         tenant = headers["Authorization"].removeprefix("Bearer ")
         return Principal(uid="u1", tenant_id=tenant, roles=frozenset({"member"}))
 

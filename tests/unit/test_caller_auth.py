@@ -20,7 +20,7 @@ KEY = "s" * 48
 class FakeUsers(UserAuthenticator):
     """Stands in for Identity Platform: any token with a `firebase` claim is the user it names."""
 
-    def verify(self, token: str) -> Principal:
+    def verify(self, token: str, *, access_checks_revocation: bool = False) -> Principal:
         claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
         return Principal(uid=claims["sub"], tenant_id=claims["tenant_id"], roles=frozenset(claims["roles"]))
 

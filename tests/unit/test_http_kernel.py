@@ -40,7 +40,9 @@ SECRET_TEXT = "db-password=hunter2"
 class FakeAuthenticator:
     """`Authorization: Bearer <role>:<tenant>`; the role "operator" makes a platform operator."""
 
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(
+        self, headers: Mapping[str, str], *, access_checks_revocation: bool = False
+    ) -> Principal:
         token = bearer_token(headers)
         if token is None or ":" not in token:
             raise unauthenticated()

@@ -36,7 +36,7 @@ HOSTILE_IDS = ["..", ".", "__reserved__", "x" * 10_000, "a b", "a\\b"]
 
 
 class Operator:
-    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    def authenticate(self, headers: Mapping[str, str], access_checks_revocation: bool = False) -> Principal:
         return Principal(uid="op-1", tenant_id=None, is_operator=True)
 
 
