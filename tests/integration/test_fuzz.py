@@ -36,6 +36,7 @@ from emulators.suite import Suite
 from functions.notification_api.service import PROVIDER_SECRET
 from shared.catalog import schemas_dir
 from tests.conftest import reset_firestore, store_tenant
+from tests.integration.test_notification_api import PROVIDER_SECRET_VALUE
 
 # Uploads are text: CSV or NDJSON files, sent as generated.
 schemathesis.serializer.alias("text/csv", "text/plain")
@@ -61,8 +62,9 @@ FUZZ_SETTINGS = settings(
 @pytest.fixture(scope="module")
 def fuzz_tenant(suite: Suite, tokens: Callable[..., str]) -> dict[str, Any]:
     reset_firestore(suite.project)
-    # As deployed: the provider's delivery reports are configured (else that route answers 503).
-    ensure_secret(suite.project, PROVIDER_SECRET, "fuzz-provider-secret")
+    # As deployed: the provider's delivery reports are configured (else that route answers 503), with the
+    # value the Notification API's tests sign with (functions cache the secret: one value per suite).
+    ensure_secret(suite.project, PROVIDER_SECRET, PROVIDER_SECRET_VALUE)
     tenant = store_tenant(f"fuzz-{uuid.uuid4().hex[:8]}")
     return {
         "id": tenant["id"],

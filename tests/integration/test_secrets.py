@@ -10,7 +10,7 @@ from google.api_core import exceptions as gexc
 
 from emulators.suite import Suite
 from shared.clients import secrets_client
-from shared.secrets import SecretAccessor
+from shared.secrets import SecretAccessor, SecretNotFound
 
 
 def add_secret(project: str, secret_id: str, value: str) -> None:
@@ -47,5 +47,5 @@ def test_reads_the_latest_version_caches_it_and_never_prints_it(
 
 
 def test_a_missing_secret_raises_not_found(suite: Suite) -> None:
-    with pytest.raises(gexc.NotFound):
+    with pytest.raises(SecretNotFound):
         SecretAccessor().get("no-such-secret")
