@@ -52,7 +52,7 @@ class PrivatePubSub:
             patched.setenv("PUBSUB_EMULATOR_HOST", self.host)
             # Ordering keys as production publishes them; a publish gives up after 3 s (not 15).
             self.publisher = pubsub_v1.PublisherClient(
-                publisher_options=PublisherOptions(enable_message_ordering=True, timeout=ConstantTimeout(3))
+                publisher_options=PublisherOptions(enable_message_ordering=True, timeout=ConstantTimeout(3))  # type: ignore[no-untyped-call]
             )
             self.subscriber = pubsub_v1.SubscriberClient()
         self.provision()

@@ -41,7 +41,7 @@ class ScriptedReceiver(Receiver):
         self.released = threading.Event()
         super().__init__()
 
-    @property  # type: ignore[override]
+    @property
     def status(self) -> int:  # read by the handler, under the lock, after the call is recorded
         calls = len(self.requests)
         if self.hold_first and calls == 1:
