@@ -5,6 +5,8 @@ functions host), each asserting that the run's work completes and its effects ha
   step succeeds once the receiver recovers;
 - the functions host is killed (SIGKILL) while a step waits on its webhook, then started again: the
   queue retries the step that got no answer, and the run completes once;
+- the functions host is killed while it handles a burst of events (once a delivery is in flight), then
+  started again: each event starts exactly one run;
 - a run that exhausted its retries is listed by the Operations API and resumed from there (the
   Operations API calls the Workflow API's resume route as a platform service).
 
@@ -25,7 +27,7 @@ import pytest
 
 from emulators.suite import Suite
 from shared.webhook_signing import ID_HEADER
-from tests.conftest import Api, Receiver, eventually, store_tenant
+from tests.conftest import Api, Receiver, eventually, requests_in_flight, store_tenant
 from tests.integration.test_workflow_api import contact_updated, create_active, executed_events, publish, runs
 
 
@@ -184,3 +186,43 @@ def test_a_failed_run_is_resumed_from_the_operations_api_and_completes_once(
         assert [(s["name"], s["status"]) for s in run["steps"]] == [("tell", "done"), ("hook", "done")]
         assert run["steps"][0]["attempts"] == 1  # the step done before the failure is not done again
         assert len(runs(flows, workflow["id"])) == 1
+
+
+def test_the_functions_host_killed_while_handling_events_starts_each_run_once(
+    clean: Suite, db: Any, flows: Api, tenant: dict[str, Any]
+) -> None:
+    count = 8
+    workflow = create_active(
+        flows,
+        {
+            "trigger": "Contact Updated",
+            "conditions": {"op": "changed", "field": "lifecycle_stage", "to": "customer"},
+            "steps": [{"name": "tell", "type": "notify", "message": "{{contact_id}} became a customer"}],
+        },
+    )
+    contacts = [f"con_{n}_{uuid.uuid4().hex[:6]}" for n in range(count)]
+    for contact in contacts:
+        publish(clean, contact_updated(tenant["id"], contact, "customer"))
+    # Killed while a push (or the task it led to) is being handled: Pub/Sub redelivers what got no
+    # answer once the host is back, and the intake and the run ids make each event start one run.
+    eventually(lambda: requests_in_flight() > 0, what="a delivery in flight")
+    try:
+        clean.kill("functions host")
+    finally:
+        clean.restart_functions()
+
+    def all_done() -> list[dict[str, Any]] | None:
+        found = runs(flows, workflow["id"])
+        return found if len(found) >= count and all(r["status"] == "succeeded" for r in found) else None
+
+    done = eventually(all_done, timeout=120, what="a run per event")
+    assert sorted(r["input"]["event"]["data"]["contact_id"] for r in done) == sorted(contacts)
+    assert all(r["steps"][0]["status"] == "done" for r in done)
+    executed = eventually(
+        lambda: (found := executed_events(db, tenant["id"])) and len(found) >= count and found,
+        what="Workflow Executed for every run",
+    )
+    eventually(lambda: requests_in_flight() == 0, what="the redeliveries to be handled")
+    assert len(runs(flows, workflow["id"])) == count
+    assert len(executed_events(db, tenant["id"])) == count
+    assert sorted(e["data"]["run_id"] for e in executed) == sorted(r["run_id"] for r in done)
