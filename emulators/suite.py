@@ -293,6 +293,11 @@ class Suite:
     def _start_pubsub(self) -> None:
         if self._reuse("PUBSUB_EMULATOR_HOST"):
             return
+        self.start_pubsub()
+
+    def start_pubsub(self) -> str:
+        """Start a Pub/Sub emulator of this suite's own (on `ports.pubsub`, or a free port), even when
+        another one is set in the environment; answers its host:port."""
         jar = _jar("platform/pubsub-emulator/lib/cloud-pubsub-emulator-*.jar", "Pub/Sub emulator")
 
         def start(port: int) -> None:
@@ -301,6 +306,7 @@ class Suite:
 
         self.ports.pubsub = self._on_free_port(self.ports.pubsub, start)
         self.env["PUBSUB_EMULATOR_HOST"] = f"{HOST}:{self.ports.pubsub}"
+        return self.env["PUBSUB_EMULATOR_HOST"]
 
     def _start_python(self, name: str, module: str, port: int, extra: list[str], env: dict[str, str]) -> int:
         """Start one of our Python servers; port 0 lets it bind any free port, read off its READY line."""
@@ -391,6 +397,18 @@ class Suite:
         """A long-running worker of workers/ (on GKE in production), with the suite's environment; it
         stops with the suite. Its output goes to <log_dir>/<name>.log."""
         self._spawn(name, [sys.executable, "-m", module, *args], env={"PYTHONPATH": str(ROOT)})
+
+    def kill(self, name: str) -> None:
+        """Kill one child (by its name: "pubsub", "functions host", ...) at once, as a crash would."""
+        for entry in [entry for entry in self.processes if entry[0] == name]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(entry[1].pid, signal.SIGKILL)
+            entry[1].wait()
+            self.processes.remove(entry)
+
+    def restart_functions(self) -> None:
+        """Start the functions host again, on the port it had (push and task targets name it)."""
+        self._start_functions()
 
     def stop(self) -> None:
         for _name, proc in reversed(self.processes):

@@ -9,6 +9,7 @@ Consumers dedupe by event id, which makes the relay's at-least-once safe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -137,9 +138,13 @@ class Outbox:
                 publish_result(future)
                 published.append(event.id)
             except Exception:
-                # The relay republishes it; an ordering key that failed is paused until resumed.
+                # The relay republishes it; an ordering key that failed is paused until resumed. A key
+                # whose publish is still in flight (our wait ended first) is not paused yet: when the
+                # client gives up it pauses it, and the relay's next failed publish resumes it. The
+                # commit stands either way: this must not raise.
                 log.warning("publish failed; the outbox relay will retry", extra={"event_id": event.id})
-                client.resume_publish(topic, event.ordering_key)
+                with contextlib.suppress(RuntimeError):  # "Ordering key is not paused."
+                    client.resume_publish(topic, event.ordering_key)
         self._mark_published(published)
         return published
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.operations_api.service import KINDS, OperationsService
+from functions.operations_api.service import KINDS, OperationsService, Operator
 from shared.http import Reply, RequestContext, Router
 from shared.pagination import PageParams
 from shared.platform import Platform
@@ -31,6 +31,11 @@ class RunQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     state: Literal["failed", "stuck"] = "failed"
     limit: int = Field(default=50, ge=1, le=200)
+
+
+class Resume(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_step: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
 class Discard(BaseModel):
@@ -65,6 +70,16 @@ def build_router(platform: Platform) -> Router:
     def runs(ctx: RequestContext) -> Reply:
         query = ctx.query(RunQuery)
         return Reply({"items": service.runs(query.state, query.limit)})
+
+    @router.post("/operations/runs/{collection}/{tenant_id}/{run_id}/resume", permission=PERMISSION)
+    def resume(ctx: RequestContext) -> Reply:
+        body = ctx.body(Resume) if ctx.request.get_data() else Resume()
+        params = ctx.params
+        operator = Operator(ctx.principal.uid, ctx.request.headers.get("Authorization", ""))
+        resumed = service.resume(
+            params["collection"], ctx.tenant_id, params["run_id"], body.from_step, operator
+        )
+        return Reply(resumed, status=202)
 
     @router.post("/operations/dead-letters/{record_id}/redrive", permission=PERMISSION)
     def redrive(ctx: RequestContext) -> Reply:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import requests
 from google.cloud import firestore
 
 from shared.catalog import Catalog
@@ -34,7 +37,9 @@ KINDS = {"dead-letters": (DEAD_LETTERS, "parked_at"), "quarantine": (QUARANTINE,
 # moved past the engine's step timeout (11 min), is listed with its failing step and its resume route.
 RUN_COLLECTIONS = ("onboarding_runs", "tenant_runs", "workflow_runs")
 STUCK_AFTER = timedelta(minutes=15)
+OWNER_DEADLINE_SECONDS = 10.0
 RUN_FIELDS = ["process", "status", "current_step", "updated_at", "error", "steps"]
+RUN_ID = r"^[A-Za-z0-9_.:-]{1,200}$"
 
 
 def resume_route(collection: str, tenant_id: str, run_id: str, process: str) -> str | None:
@@ -56,6 +61,7 @@ def run_view(collection: str, snapshot: firestore.DocumentSnapshot[Any]) -> dict
     step = run.get("current_step")
     record = (run.get("steps") or {}).get(step) or {}
     updated = run.get("updated_at")
+    route = resume_route(collection, tenant_id, snapshot.id, str(run.get("process") or ""))
     return {
         "collection": collection,
         "tenant_id": tenant_id,
@@ -67,7 +73,8 @@ def run_view(collection: str, snapshot: firestore.DocumentSnapshot[Any]) -> dict
         "attempts": record.get("attempts"),
         "error": record.get("error") or run.get("error"),
         "updated_at": updated.isoformat() if isinstance(updated, datetime) else updated,
-        "resume": resume_route(collection, tenant_id, snapshot.id, str(run.get("process") or "")),
+        "resume": route,
+        "resume_here": f"/operations/runs/{collection}/{tenant_id}/{snapshot.id}/resume" if route else None,
     }
 
 
@@ -81,9 +88,16 @@ def view(snapshot: firestore.DocumentSnapshot[Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
 
 
+@dataclass(frozen=True)
+class Operator:
+    uid: str
+    authorization: str  # the operator's own `Authorization` header, for the owning API
+
+
 class OperationsService:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
+        self._owners = requests.Session()
         self.db = platform.db
         self.catalog: Catalog = platform.catalog
 
@@ -168,36 +182,102 @@ class OperationsService:
                 failed.append(record_id)
         return {"redriven": len(done), "not_redrivable": failed, "more": len(ids) > REDRIVE_ALL_LIMIT}
 
-    def discard(self, kind: str, record_id: str, reason: str, operator: str) -> dict[str, Any]:
-        collection, _ = KINDS[kind]
-        snapshot = self._record(collection, record_id)
-        record = snapshot.to_dict() or {}
-        now = datetime.now(UTC)
+    def _trail(
+        self, action: str, target: dict[str, str], details: dict[str, Any], refused: str
+    ) -> str | None:
+        """Write an operator's action to the platform trail (Audit API) before it is done; answers the
+        entry's id. A trail that cannot be written refuses the action (503, `refused` says so)."""
         response = self.platform.services.call(
             AUDIT_FUNCTION,
             "POST",
             AUDIT_PATH,
             {
-                "key": f"operations-discard:{kind}:{record_id}:{uuid.uuid4().hex}",
-                "action": f"operations.{kind.replace('-', '_')}.discarded",
-                "target": {
-                    "type": "DeadLetter" if kind == "dead-letters" else "QuarantinedMessage",
-                    "id": record_id,
-                },
-                "occurred_at": now.isoformat(),
-                "details": {
-                    "operator": operator,
-                    "reason": reason,
-                    "api": record.get("api"),
-                    "event_id": record.get("event_id"),
-                    "type": record.get("type"),
-                    "tenant_id": record.get("tenant_id"),
-                },
+                "key": f"{action}:{target['id']}:{uuid.uuid4().hex}",
+                "action": action,
+                "target": target,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "details": details,
             },
         )
         if response.status_code not in (200, 201):
-            raise Problem(
-                503, "audit-unavailable", "The discard could not be recorded: nothing was discarded."
-            )
+            raise Problem(503, "audit-unavailable", refused)
+        entry: str | None = response.json().get("id")
+        return entry
+
+    def discard(self, kind: str, record_id: str, reason: str, operator: str) -> dict[str, Any]:
+        collection, _ = KINDS[kind]
+        snapshot = self._record(collection, record_id)
+        record = snapshot.to_dict() or {}
+        entry = self._trail(
+            f"operations.{kind.replace('-', '_')}.discarded",
+            {"type": "DeadLetter" if kind == "dead-letters" else "QuarantinedMessage", "id": record_id},
+            {
+                "operator": operator,
+                "reason": reason,
+                "api": record.get("api"),
+                "event_id": record.get("event_id"),
+                "type": record.get("type"),
+                "tenant_id": record.get("tenant_id"),
+            },
+            "The discard could not be recorded: nothing was discarded.",
+        )
         snapshot.reference.delete()
-        return {"id": record_id, "discarded": True, "audit_entry": response.json().get("id")}
+        return {"id": record_id, "discarded": True, "audit_entry": entry}
+
+    def resume(
+        self, collection: str, tenant_id: str, run_id: str, from_step: str | None, operator: Operator
+    ) -> dict[str, Any]:
+        """Resume a run through the resume route of the API that owns it, called with the operator's
+        own credentials: the owning API applies its rules (which runs resume, from which step) and the
+        operator's permission, and records the operator as who resumed it. The operator's request is
+        written to the platform trail first."""
+        if collection not in RUN_COLLECTIONS or not all(
+            re.fullmatch(RUN_ID, value) for value in (tenant_id, run_id)
+        ):
+            raise not_found(f"The run {run_id}")
+        snapshot = self.db.collection("tenants", tenant_id, collection).document(run_id).get()
+        if not snapshot.exists:
+            raise not_found(f"The run {run_id}")
+        route = resume_route(collection, tenant_id, run_id, str(snapshot.get("process") or ""))
+        if route is None:
+            raise Problem(409, "not-resumable", f"No API resumes the run {run_id} of {collection}.")
+        entry = self._trail(
+            "operations.run.resumed",
+            {"type": "ProcessRun", "id": run_id},
+            {
+                "operator": operator.uid,
+                "tenant_id": tenant_id,
+                "collection": collection,
+                "from_step": from_step,
+            },
+            "The resume could not be recorded: the run was not resumed.",
+        )
+        function = route.split("/", 1)[0]
+        try:
+            answer = self._owners.post(
+                f"{self.platform.settings.function_url(function)}{route.removeprefix(function)}",
+                json={} if from_step is None else {"from_step": from_step},
+                headers={"Authorization": operator.authorization},
+                timeout=OWNER_DEADLINE_SECONDS,
+            )
+        except requests.RequestException as exc:
+            raise self._owner_unavailable(function) from exc
+        if answer.status_code >= 500:
+            raise self._owner_unavailable(function)
+        if answer.status_code >= 400:  # the owning API's refusal (unknown step, run not failed) as it is
+            problem = answer.json() if answer.content else {}
+            raise Problem(
+                answer.status_code,
+                str(problem.get("type") or "").rsplit("/", 1)[-1] or "resume-refused",
+                str(problem.get("detail") or problem.get("title") or f"{function} refused the resume."),
+            )
+        return {"resumed": True, "route": route, "audit_entry": entry, "run": answer.json()}
+
+    @staticmethod
+    def _owner_unavailable(function: str) -> Problem:
+        return Problem(
+            503,
+            "dependency-unavailable",
+            f"The {function} function did not resume the run; nothing was changed by this call.",
+            headers={"Retry-After": "1"},
+        )
