@@ -13,6 +13,7 @@ import { signInPage } from "./pages/signin";
 import { tenantsPage } from "./pages/tenants";
 import { usersPage } from "./pages/users";
 import { webhooksPage } from "./pages/webhooks";
+import { workflowsPage } from "./pages/workflows";
 import { go, parseHash } from "./router";
 import { clearSession, currentSession, establish, type Session } from "./session";
 import { MENU, shell } from "./shell";
@@ -28,6 +29,7 @@ const PAGES: Record<string, (session: Session) => HTMLElement> = {
   "/customers": customersPage,
   "/audit": auditPage,
   "/webhooks": webhooksPage,
+  "/workflows": workflowsPage,
   "/operator/tenants": () => tenantsPage(),
 };
 

@@ -21,6 +21,7 @@ export const MENU: MenuEntry[] = [
     allowed: (s) => s.tenantId !== null && (s.perms.can("audit:read") || s.perms.can("audit:verify")),
   },
   { path: "/webhooks", label: "Webhooks", allowed: (s) => s.tenantId !== null && s.perms.can("webhooks:read") },
+  { path: "/workflows", label: "Workflows", allowed: (s) => s.tenantId !== null && s.perms.can("workflows:read") },
   { path: "/operator/tenants", label: "Tenants", allowed: (s) => s.perms.operator },
 ];
 
