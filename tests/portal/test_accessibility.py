@@ -53,14 +53,19 @@ def test_every_page_is_accessible_and_fits_a_phone(
     sign_in(page, clean, workspace.slug, workspace.admin_email)
     expect(page.get_by_role("heading", name="Onboarding")).to_be_visible()
     problems += audit(page, "dashboard")
-    pages = ("Notifications", "Users", "Customers", "Audit trail", "Webhooks")
+    pages = ("Notifications", "Users", "Customers", "Audit trail", "Webhooks", "Workflows")
     for name, heading in zip(
-        ("Notifications", "Users", "Customers", "Audit", "Webhooks"), pages, strict=True
+        ("Notifications", "Users", "Customers", "Audit", "Webhooks", "Workflows"), pages, strict=True
     ):
         page.get_by_role("link", name=name).first.click()
         expect(page.get_by_role("heading", level=1)).to_have_text(heading)
         expect(page.locator(".loading")).to_have_count(0)
         problems += audit(page, name.lower())
+    # A workflow's detail: versions, the JSON editor, its runs.
+    page.get_by_test_id("workflow").first.get_by_role("button").click()
+    expect(page.get_by_test_id("workflow-detail")).to_be_visible()
+    expect(page.locator(".loading")).to_have_count(0)
+    problems += audit(page, "workflow detail")
 
     operator = new_page(width=375, height=800)
     operator.goto(portal_url(clean) + "#/sign-in")
