@@ -8,6 +8,7 @@ import { acceptPage } from "./pages/accept";
 import { auditPage } from "./pages/audit";
 import { customersPage } from "./pages/customers";
 import { dashboardPage } from "./pages/dashboard";
+import { healthPage } from "./pages/health";
 import { notificationsPage } from "./pages/notifications";
 import { signInPage } from "./pages/signin";
 import { tenantsPage } from "./pages/tenants";
@@ -27,6 +28,7 @@ const PAGES: Record<string, (session: Session) => HTMLElement> = {
   "/notifications": notificationsPage,
   "/users": usersPage,
   "/customers": customersPage,
+  "/health": healthPage,
   "/audit": auditPage,
   "/webhooks": webhooksPage,
   "/workflows": workflowsPage,

@@ -15,6 +15,7 @@ export const MENU: MenuEntry[] = [
   { path: "/notifications", label: "Notifications", allowed: (s) => s.tenantId !== null && s.perms.can("notifications:read") },
   { path: "/users", label: "Users", allowed: (s) => s.tenantId !== null && s.perms.can("users:read") },
   { path: "/customers", label: "Customers", allowed: (s) => s.tenantId !== null && s.perms.can("customers:read") },
+  { path: "/health", label: "Health", allowed: (s) => s.tenantId !== null && s.perms.can("health:read") },
   {
     path: "/audit",
     label: "Audit",

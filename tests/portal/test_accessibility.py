@@ -53,10 +53,17 @@ def test_every_page_is_accessible_and_fits_a_phone(
     sign_in(page, clean, workspace.slug, workspace.admin_email)
     expect(page.get_by_role("heading", name="Onboarding")).to_be_visible()
     problems += audit(page, "dashboard")
-    pages = ("Notifications", "Users", "Customers", "Audit trail", "Webhooks", "Workflows")
-    for name, heading in zip(
-        ("Notifications", "Users", "Customers", "Audit", "Webhooks", "Workflows"), pages, strict=True
-    ):
+    headings = (
+        "Notifications",
+        "Users",
+        "Customers",
+        "Customer health",
+        "Audit trail",
+        "Webhooks",
+        "Workflows",
+    )
+    links = ("Notifications", "Users", "Customers", "Health", "Audit", "Webhooks", "Workflows")
+    for name, heading in zip(links, headings, strict=True):
         page.get_by_role("link", name=name).first.click()
         expect(page.get_by_role("heading", level=1)).to_have_text(heading)
         expect(page.locator(".loading")).to_have_count(0)

@@ -11,14 +11,12 @@ from playwright.sync_api import expect
 
 from emulators.suite import Suite
 from tests.conftest import Api, eventually
-from tests.portal.conftest import Workspace, accept_by_api, accept_link, sign_in
+from tests.portal.conftest import Workspace, signed_in_admin
 
 
 def test_trail_filters_pages_detail_export_and_an_alert_rule_that_raises_an_alert(
     clean: Suite, workspace: Workspace, new_page: Callable[..., Any]
 ) -> None:
-    _, token = accept_link(clean, workspace.admin_email)
-    accept_by_api(clean, token)
     audit = Api(clean.function_url("audit_api"), workspace.operator.token)
     trail = f"/tenants/{workspace.id}/audit"
     # 26 invitations: more than one page of 25 entries, and a rule added next that the 27th will match.
@@ -35,9 +33,7 @@ def test_trail_filters_pages_detail_export_and_an_alert_rule_that_raises_an_aler
 
     invitations = eventually(recorded, timeout=90, what="the invitations in the trail")
 
-    page = new_page()
-    sign_in(page, clean, workspace.slug, workspace.admin_email)
-    expect(page.get_by_role("heading", level=1)).to_have_text(workspace.tenant["name"])
+    page = signed_in_admin(clean, workspace, new_page)
     page.get_by_role("link", name="Audit").click()
     filters = page.get_by_role("form", name="Filter the trail")
     filters.get_by_label("Action").select_option("user.invited")
@@ -96,11 +92,7 @@ def test_trail_filters_pages_detail_export_and_an_alert_rule_that_raises_an_aler
 def test_a_refused_rule_shows_the_problem_the_api_answered(
     clean: Suite, workspace: Workspace, new_page: Callable[..., Any]
 ) -> None:
-    _, token = accept_link(clean, workspace.admin_email)
-    accept_by_api(clean, token)
-    page = new_page(width=375)
-    sign_in(page, clean, workspace.slug, workspace.admin_email)
-    expect(page.get_by_role("heading", level=1)).to_have_text(workspace.tenant["name"])
+    page = signed_in_admin(clean, workspace, new_page, width=375)
     page.get_by_role("link", name="Audit").click()
     form = page.get_by_role("form", name="Add or replace an alert rule")
     form.get_by_label("Rule id").fill("burst")

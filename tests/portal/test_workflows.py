@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from emulators.suite import Suite
 from tests.conftest import Api, eventually
-from tests.portal.conftest import Workspace, accept_by_api, accept_link, sign_in
+from tests.portal.conftest import Workspace, signed_in_admin
 
 GREETING = {
     "trigger": "Contact Created",
@@ -23,8 +23,6 @@ GREETING = {
 def test_a_workflow_is_validated_dry_run_activated_run_and_archived(
     clean: Suite, workspace: Workspace, new_page: Callable[..., Any]
 ) -> None:
-    _, token = accept_link(clean, workspace.admin_email)
-    accept_by_api(clean, token)
     customers = Api(clean.function_url("customer_data_api"), workspace.operator.token)
     flows = Api(clean.function_url("workflow_api"), workspace.operator.token)
 
@@ -38,9 +36,7 @@ def test_a_workflow_is_validated_dry_run_activated_run_and_archived(
 
     past = add_contact("Past")  # an event the dry run finds
 
-    page = new_page()
-    sign_in(page, clean, workspace.slug, workspace.admin_email)
-    expect(page.get_by_role("heading", level=1)).to_have_text(workspace.tenant["name"])
+    page = signed_in_admin(clean, workspace, new_page)
     page.get_by_role("link", name="Workflows").click()
     form = page.get_by_role("form", name="New workflow")
     form.get_by_label("Name").fill("Greet <b>new</b> contacts")
