@@ -54,6 +54,7 @@ def test_an_endpoint_is_created_its_secret_shown_once_and_a_delivery_is_logged(
 
     def delivered() -> bool:
         page.get_by_test_id("endpoint").get_by_role("button", name="Deliveries").click()
+        expect(page.locator(".loading")).to_have_count(0)  # the log as the API answered it now
         return bool(delivery.filter(has_text="delivered").count() == 1)
 
     eventually(delivered, timeout=60, what="the delivery in the log")
@@ -120,6 +121,7 @@ def test_an_endpoint_is_edited_its_secret_rotated_failed_deliveries_replayed_and
 
     def one_delivered() -> bool:
         page.get_by_role("button", name="Refresh deliveries").click()
+        expect(page.locator(".loading")).to_have_count(0)
         return bool(deliveries.filter(has_text="delivered").count() == 1)
 
     eventually(one_delivered, timeout=60, what="the replayed delivery")
@@ -128,6 +130,7 @@ def test_an_endpoint_is_edited_its_secret_rotated_failed_deliveries_replayed_and
 
     def all_delivered() -> bool:
         page.get_by_role("button", name="Refresh deliveries").click()
+        expect(page.locator(".loading")).to_have_count(0)
         return bool(deliveries.filter(has_text="delivered").count() == 2)
 
     eventually(all_delivered, timeout=60, what="every delivery replayed")
