@@ -1,7 +1,7 @@
 import { api, type Page } from "../api";
 import { field, formatTime, h, replace } from "../dom";
 import type { Session } from "../session";
-import { busy, errorText, heading, notice, statusBox, table } from "../ui";
+import { busy, errorText, heading, notice, statusBox, stepList, table, type RunStep } from "../ui";
 
 interface Workflow {
   id: string;
@@ -25,7 +25,7 @@ interface Run {
   percent: number;
   started_at: string | null;
   error: unknown;
-  steps: { name: string; status: string; attempts: number; error: unknown; finished_at: string | null }[];
+  steps: RunStep[];
 }
 interface DryRun {
   version: number;
@@ -192,19 +192,7 @@ export function workflowsPage(session: Session): HTMLElement {
               "details",
               { class: "run", "data-testid": "workflow-run" },
               h("summary", {}, `${run.status} · ${run.percent}% · ${formatTime(run.started_at)}`),
-              h(
-                "ol",
-                {},
-                run.steps.map((step) =>
-                  h(
-                    "li",
-                    { "data-testid": "run-step" },
-                    `${step.name}: ${step.status}`,
-                    step.attempts > 1 ? ` (${step.attempts} attempts)` : "",
-                    step.error ? ` · ${typeof step.error === "string" ? step.error : JSON.stringify(step.error)}` : "",
-                  ),
-                ),
-              ),
+              stepList(run.steps, "run-step"),
             ),
           ),
         );
