@@ -10,6 +10,7 @@ import { customersPage } from "./pages/customers";
 import { dashboardPage } from "./pages/dashboard";
 import { healthPage } from "./pages/health";
 import { notificationsPage } from "./pages/notifications";
+import { operationsPage } from "./pages/operations";
 import { signInPage } from "./pages/signin";
 import { tenantsPage } from "./pages/tenants";
 import { usersPage } from "./pages/users";
@@ -33,6 +34,7 @@ const PAGES: Record<string, (session: Session) => HTMLElement> = {
   "/webhooks": webhooksPage,
   "/workflows": workflowsPage,
   "/operator/tenants": () => tenantsPage(),
+  "/operator/operations": () => operationsPage(),
 };
 
 function home(session: Session): string {

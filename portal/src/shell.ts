@@ -24,6 +24,7 @@ export const MENU: MenuEntry[] = [
   { path: "/webhooks", label: "Webhooks", allowed: (s) => s.tenantId !== null && s.perms.can("webhooks:read") },
   { path: "/workflows", label: "Workflows", allowed: (s) => s.tenantId !== null && s.perms.can("workflows:read") },
   { path: "/operator/tenants", label: "Tenants", allowed: (s) => s.perms.operator },
+  { path: "/operator/operations", label: "Operations", allowed: (s) => s.perms.operator },
 ];
 
 export function shell(session: Session, current: string, content: HTMLElement, onSignOut: () => void): HTMLElement {

@@ -81,4 +81,8 @@ def test_every_page_is_accessible_and_fits_a_phone(
     sign_in(operator, clean, "", OPERATOR_EMAIL)
     expect(operator.get_by_test_id(f"tenant-{workspace.slug}")).to_be_visible()
     problems += audit(operator, "tenants")
+    operator.get_by_role("link", name="Operations").click()
+    expect(operator.get_by_role("heading", level=1)).to_have_text("Operations")
+    expect(operator.locator(".loading")).to_have_count(0)
+    problems += audit(operator, "operations")
     assert problems == []
