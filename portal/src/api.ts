@@ -16,17 +16,16 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-export async function api<T>(
-  fn: string,
-  path: string,
-  init: {
-    method?: string;
-    body?: unknown;
-    raw?: { text: string; type: string }; // an upload (CSV), sent as it is
-    headers?: Record<string, string>;
-    anonymous?: boolean;
-  } = {},
-): Promise<T> {
+type RequestInit = {
+  method?: string;
+  body?: unknown;
+  raw?: { text: string; type: string }; // an upload (CSV), sent as it is
+  headers?: Record<string, string>;
+  anonymous?: boolean;
+};
+
+/** The answer's body as text (an NDJSON export, a CSV report); a refusal is the API's problem. */
+export async function apiText(fn: string, path: string, init: RequestInit = {}): Promise<string> {
   const headers: Record<string, string> = { Accept: "application/json", ...(init.headers ?? {}) };
   if (!init.anonymous) {
     const token = await idToken();
@@ -46,10 +45,20 @@ export async function api<T>(
   }
   const response = await fetch(`${base}/${fn}${path}`, { method: init.method ?? "GET", headers, body });
   const text = await response.text();
-  const data: unknown = text ? JSON.parse(text) : null;
   if (!response.ok) {
     if (response.status === 401 && !init.anonymous) onUnauthorized();
-    throw new ApiError(response.status, (data ?? {}) as ProblemBody);
+    let problem: ProblemBody = {};
+    try {
+      problem = (text ? JSON.parse(text) : {}) as ProblemBody;
+    } catch {
+      problem = { detail: text.slice(0, 200) };
+    }
+    throw new ApiError(response.status, problem);
   }
-  return data as T;
+  return text;
+}
+
+export async function api<T>(fn: string, path: string, init: RequestInit = {}): Promise<T> {
+  const text = await apiText(fn, path, init);
+  return (text ? JSON.parse(text) : null) as T;
 }

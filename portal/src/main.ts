@@ -8,11 +8,14 @@ import { acceptPage } from "./pages/accept";
 import { auditPage } from "./pages/audit";
 import { customersPage } from "./pages/customers";
 import { dashboardPage } from "./pages/dashboard";
+import { healthPage } from "./pages/health";
 import { notificationsPage } from "./pages/notifications";
+import { operationsPage } from "./pages/operations";
 import { signInPage } from "./pages/signin";
 import { tenantsPage } from "./pages/tenants";
 import { usersPage } from "./pages/users";
 import { webhooksPage } from "./pages/webhooks";
+import { workflowsPage } from "./pages/workflows";
 import { go, parseHash } from "./router";
 import { clearSession, currentSession, establish, type Session } from "./session";
 import { MENU, shell } from "./shell";
@@ -26,9 +29,12 @@ const PAGES: Record<string, (session: Session) => HTMLElement> = {
   "/notifications": notificationsPage,
   "/users": usersPage,
   "/customers": customersPage,
+  "/health": healthPage,
   "/audit": auditPage,
   "/webhooks": webhooksPage,
+  "/workflows": workflowsPage,
   "/operator/tenants": () => tenantsPage(),
+  "/operator/operations": () => operationsPage(),
 };
 
 function home(session: Session): string {

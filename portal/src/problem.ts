@@ -27,7 +27,13 @@ export class ApiError extends Error {
 export function problemText(problem: ProblemBody, status: number): string {
   const title = problem.title ?? `Request failed (${status})`;
   const detail = problem.detail ? `: ${problem.detail}` : "";
-  return `${title}${detail}`;
+  // A validation problem names each refused field: say which, as the API worded it.
+  const errors = Array.isArray(problem.errors)
+    ? (problem.errors as { pointer?: string; detail?: string }[])
+        .map((e) => [e.pointer?.replace(/^#\//, ""), e.detail].filter(Boolean).join(": "))
+        .filter(Boolean)
+    : [];
+  return `${title}${detail}${errors.length ? ` (${errors.join("; ")})` : ""}`;
 }
 
 /** A tenant-level block (suspended, deactivated) refusing the call, from a 403's access reason. */

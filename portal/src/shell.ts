@@ -15,9 +15,16 @@ export const MENU: MenuEntry[] = [
   { path: "/notifications", label: "Notifications", allowed: (s) => s.tenantId !== null && s.perms.can("notifications:read") },
   { path: "/users", label: "Users", allowed: (s) => s.tenantId !== null && s.perms.can("users:read") },
   { path: "/customers", label: "Customers", allowed: (s) => s.tenantId !== null && s.perms.can("customers:read") },
-  { path: "/audit", label: "Audit", allowed: (s) => s.tenantId !== null && s.perms.can("audit:verify") },
+  { path: "/health", label: "Health", allowed: (s) => s.tenantId !== null && s.perms.can("health:read") },
+  {
+    path: "/audit",
+    label: "Audit",
+    allowed: (s) => s.tenantId !== null && (s.perms.can("audit:read") || s.perms.can("audit:verify")),
+  },
   { path: "/webhooks", label: "Webhooks", allowed: (s) => s.tenantId !== null && s.perms.can("webhooks:read") },
+  { path: "/workflows", label: "Workflows", allowed: (s) => s.tenantId !== null && s.perms.can("workflows:read") },
   { path: "/operator/tenants", label: "Tenants", allowed: (s) => s.perms.operator },
+  { path: "/operator/operations", label: "Operations", allowed: (s) => s.perms.operator },
 ];
 
 export function shell(session: Session, current: string, content: HTMLElement, onSignOut: () => void): HTMLElement {

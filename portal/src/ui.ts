@@ -1,5 +1,5 @@
 // Small shared pieces of the screens: headings, notices, busy buttons, problem messages.
-import { h } from "./dom";
+import { formatTime, h } from "./dom";
 import { ApiError } from "./problem";
 
 export function heading(text: string): HTMLHeadingElement {
@@ -43,6 +43,32 @@ export function table(headers: string[], rows: HTMLTableRowElement[], caption: s
       h("caption", { class: "visually-hidden" }, caption),
       h("thead", {}, h("tr", {}, headers.map((text) => h("th", { scope: "col" }, text)))),
       h("tbody", {}, rows),
+    ),
+  );
+}
+
+export interface RunStep {
+  name: string;
+  status: string;
+  attempts: number;
+  error: unknown;
+  finished_at: string | null;
+}
+
+/** A step engine run's steps (onboarding, offboarding, workflows), one list item each. */
+export function stepList(steps: RunStep[], testId: string): HTMLOListElement {
+  return h(
+    "ol",
+    {},
+    steps.map((step) =>
+      h(
+        "li",
+        { "data-testid": testId },
+        `${step.name}: ${step.status}`,
+        step.attempts > 1 ? ` (${step.attempts} attempts)` : "",
+        step.finished_at ? ` · ${formatTime(step.finished_at)}` : "",
+        step.error ? ` · ${typeof step.error === "string" ? step.error : JSON.stringify(step.error)}` : "",
+      ),
     ),
   );
 }

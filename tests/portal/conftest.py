@@ -154,3 +154,17 @@ def sign_in(
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+def signed_in_admin(
+    suite: Suite, workspace: Workspace, new_page: Callable[..., Any], width: int = 1280
+) -> Any:
+    """The workspace's first admin, having accepted the invitation, signed in and on the dashboard."""
+    from playwright.sync_api import expect
+
+    _, token = accept_link(suite, workspace.admin_email)
+    accept_by_api(suite, token)
+    page = new_page(width=width)
+    sign_in(page, suite, workspace.slug, workspace.admin_email)
+    expect(page.get_by_role("heading", level=1)).to_have_text(workspace.tenant["name"])
+    return page

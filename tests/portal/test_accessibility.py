@@ -53,14 +53,26 @@ def test_every_page_is_accessible_and_fits_a_phone(
     sign_in(page, clean, workspace.slug, workspace.admin_email)
     expect(page.get_by_role("heading", name="Onboarding")).to_be_visible()
     problems += audit(page, "dashboard")
-    pages = ("Notifications", "Users", "Customers", "Audit trail", "Webhooks")
-    for name, heading in zip(
-        ("Notifications", "Users", "Customers", "Audit", "Webhooks"), pages, strict=True
-    ):
+    headings = (
+        "Notifications",
+        "Users",
+        "Customers",
+        "Customer health",
+        "Audit trail",
+        "Webhooks",
+        "Workflows",
+    )
+    links = ("Notifications", "Users", "Customers", "Health", "Audit", "Webhooks", "Workflows")
+    for name, heading in zip(links, headings, strict=True):
         page.get_by_role("link", name=name).first.click()
         expect(page.get_by_role("heading", level=1)).to_have_text(heading)
         expect(page.locator(".loading")).to_have_count(0)
         problems += audit(page, name.lower())
+    # A workflow's detail: versions, the JSON editor, its runs.
+    page.get_by_test_id("workflow").first.get_by_role("button").click()
+    expect(page.get_by_test_id("workflow-detail")).to_be_visible()
+    expect(page.locator(".loading")).to_have_count(0)
+    problems += audit(page, "workflow detail")
 
     operator = new_page(width=375, height=800)
     operator.goto(portal_url(clean) + "#/sign-in")
@@ -69,4 +81,8 @@ def test_every_page_is_accessible_and_fits_a_phone(
     sign_in(operator, clean, "", OPERATOR_EMAIL)
     expect(operator.get_by_test_id(f"tenant-{workspace.slug}")).to_be_visible()
     problems += audit(operator, "tenants")
+    operator.get_by_role("link", name="Operations").click()
+    expect(operator.get_by_role("heading", level=1)).to_have_text("Operations")
+    expect(operator.locator(".loading")).to_have_count(0)
+    problems += audit(operator, "operations")
     assert problems == []

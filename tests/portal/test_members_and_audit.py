@@ -14,7 +14,7 @@ from tests.conftest import Api
 from tests.portal.conftest import PASSWORD, Workspace, accept_by_api, accept_link, sign_in
 
 # What a member's (and a viewer's) menu offers; the Notifications entry carries the unread badge.
-MEMBER_MENU = ["Dashboard", re.compile(r"^Notifications\s*[0-9]*$"), "Users", "Customers"]
+MEMBER_MENU = ["Dashboard", re.compile(r"^Notifications\s*[0-9]*$"), "Users", "Customers", "Health"]
 
 
 def test_admin_invites_a_member_who_sees_a_restricted_menu_then_changes_their_role_and_deactivates_them(
