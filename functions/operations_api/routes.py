@@ -71,7 +71,9 @@ def build_router(platform: Platform) -> Router:
         query = ctx.query(RunQuery)
         return Reply({"items": service.runs(query.state, query.limit)})
 
-    @router.post("/operations/runs/{collection}/{tenant_id}/{run_id}/resume", permission=PERMISSION)
+    @router.post(
+        "/operations/runs/{collection}/{tenant_id}/{run_id}/resume", permission=PERMISSION, body=Resume
+    )
     def resume(ctx: RequestContext) -> Reply:
         body = ctx.body(Resume) if ctx.request.get_data() else Resume()
         params = ctx.params
