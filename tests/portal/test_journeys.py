@@ -178,11 +178,17 @@ def test_operator_suspends_the_tenant_and_the_admin_sees_the_banner_and_is_refus
     expect(row.get_by_test_id("status")).to_contain_text("suspended")
     assert workspace.operator.get(f"/tenants/{workspace.id}").json()["status"] == "suspended"
 
+    # The APIs refuse the admin once the Access Control API has applied Tenant Suspended (an event):
+    # wait for that, then the page shows the refusal's reason.
+    admin_token = identity.sign_in_tenant(workspace.admin_email, PASSWORD, _idp(workspace))
+    tenants = Api(clean.function_url("tenant_api"), admin_token)
+    refused = eventually(
+        lambda: (r := tenants.get(f"/tenants/{workspace.id}")).status_code == 403 and r.json(),
+        what="the admin to be refused",
+    )
+    assert "suspended" in refused["reason"]
     admin.reload()
     expect(admin.get_by_test_id("tenant-banner")).to_contain_text("suspended: unpaid invoices")
-    admin_token = identity.sign_in_tenant(workspace.admin_email, PASSWORD, _idp(workspace))
-    refused = Api(clean.function_url("tenant_api"), admin_token).get(f"/tenants/{workspace.id}")
-    assert refused.status_code == 403 and "suspended" in refused.json()["reason"]
 
 
 def _idp(workspace: Workspace) -> str:
